@@ -1,0 +1,18 @@
+//! popgate: a gRPC gateway with mTLS between agencies and a national population database.
+//!
+//! Map of the crate (one module per concern):
+//! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
+//! - [`cli`]: the `popgate` command line, one file per subcommand.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+
+/// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.
+pub mod pb {
+    tonic::include_proto!("popgate.v1");
+
+    /// The encoded descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/popgate_descriptor.bin"));
+}
