@@ -3,10 +3,14 @@
 //! Map of the crate (one module per concern):
 //! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
+//! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
+//! - [`store`]: the population store trait and its sled implementation.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod id;
+pub mod store;
 
 /// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.
 pub mod pb {
