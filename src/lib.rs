@@ -3,13 +3,19 @@
 //! Map of the crate (one module per concern):
 //! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
+//! - [`config`]: the typed, validated configuration file.
+//! - [`fields`]: Citizen field names, rights sets and projection.
 //! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
+//! - [`matching`]: Verify's EXACT and LOOSE comparison of claims.
 //! - [`store`]: the population store trait and its sled implementation.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod fields;
 pub mod id;
+pub mod matching;
 pub mod store;
 
 /// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.

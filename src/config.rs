@@ -1,0 +1,535 @@
+//! The configuration file (CONTRACT §3): a typed struct, read from TOML with unknown keys
+//! refused, then [`Config::validate`]d so that every error names its key and says how to fix
+//! it. Relative paths are taken relative to the configuration file's folder, so a deployment
+//! directory can be moved as a whole.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::fields::{Field, FieldSet};
+
+/// A configuration that cannot be used. The message names the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub store: StoreConfig,
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Every caller the gateway knows, by certificate CN.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The one TLS port for every gRPC service.
+    pub listen: SocketAddr,
+    /// Plain-HTTP Prometheus endpoint; keep it on a private interface.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM, PKCS#8 or SEC1).
+    pub key: PathBuf,
+    /// The CA that issues client certificates: only its certificates are accepted.
+    pub client_ca: PathBuf,
+    /// Revoked client certificates; re-read on reload.
+    pub crl: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The sled directory of the population store.
+    pub path: PathBuf,
+}
+
+/// When a record counts as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync before the response; concurrent records share one sync (group commit).
+    Sync,
+    /// fsync at most every `flush_ms`: a crash may lose the last few milliseconds.
+    Batch,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Folder of the JSON Lines files (created if missing).
+    pub dir: PathBuf,
+    #[serde(default = "default_durability")]
+    pub durability: Durability,
+    /// In `batch` mode, the longest time between two syncs.
+    #[serde(default = "default_flush_ms")]
+    pub flush_ms: u64,
+    /// A file is rolled once it reaches this size.
+    #[serde(default = "default_roll_bytes")]
+    pub roll_bytes: u64,
+    /// A signed checkpoint of the chain head every this many records…
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// …or every this many seconds, whichever comes first.
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: u64,
+    /// The Ed25519 key (PKCS#8 PEM) that signs checkpoints; none = unsigned checkpoints.
+    pub signing_key: Option<PathBuf>,
+}
+
+fn default_durability() -> Durability {
+    Durability::Sync
+}
+fn default_flush_ms() -> u64 {
+    5
+}
+fn default_roll_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_checkpoint_every() -> u64 {
+    10_000
+}
+fn default_checkpoint_secs() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Records held by the reuse cache; 0 turns it off.
+    #[serde(default = "default_cache_capacity")]
+    pub capacity: u64,
+    /// A cached record (or a cached "not found") is dropped after this many seconds.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn default_cache_capacity() -> u64 {
+    1_000_000
+}
+fn default_cache_ttl() -> u64 {
+    300
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity: default_cache_capacity(),
+            ttl_secs: default_cache_ttl(),
+        }
+    }
+}
+
+/// Overload protection for the whole process (per-client rates are on each client).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests being served at once, all clients together; past it calls are shed with
+    /// UNAVAILABLE at once instead of queueing until they time out.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    #[serde(default = "default_max_streams")]
+    pub max_streams_per_connection: u32,
+    /// The largest request message accepted.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_max_streams() -> u32 {
+    256
+}
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_in_flight: default_max_in_flight(),
+            max_streams_per_connection: default_max_streams(),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+/// What a caller is allowed to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// IdentityGateway: Lookup, Verify and their streams.
+    Agency,
+    /// RegistryAdmin: PutCitizen.
+    Registry,
+    /// Operator: GetStats.
+    Operator,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agency => "agency",
+            Role::Registry => "registry",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// Informational: what kind of body the client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    Telecom,
+    Utility,
+    Ministry,
+    Locality,
+    Registry,
+    Operator,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The Common Name of the client's certificate.
+    pub id: String,
+    pub kind: ClientKind,
+    pub role: Role,
+    /// Fields Lookup may release to this client.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Fields Verify may check for this client (nothing is released).
+    #[serde(default)]
+    pub verify: Vec<String>,
+    /// The purposes this client may state; a request with another is refused.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// Sustained requests per second; required, so that no client is unlimited by accident.
+    pub rate_per_sec: Option<u32>,
+    /// Requests allowed at once above the rate; defaults to `rate_per_sec`.
+    pub burst: Option<u32>,
+}
+
+impl ClientConfig {
+    /// The client's `read` rights as a set (valid once the config is validated).
+    pub fn read_set(&self) -> FieldSet {
+        self.read.iter().filter_map(|n| Field::from_name(n)).collect()
+    }
+
+    /// The client's `verify` rights as a set (valid once the config is validated).
+    pub fn verify_set(&self) -> FieldSet {
+        self.verify
+            .iter()
+            .filter_map(|n| Field::from_name(n))
+            .collect()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`; relative paths inside are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without validating or resolving paths.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".into(),
+            message: e.to_string().replace('\n', " ").trim().to_string(),
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.tls.cert);
+        join(&mut self.tls.key);
+        join(&mut self.tls.client_ca);
+        if let Some(crl) = &mut self.tls.crl {
+            join(crl);
+        }
+        join(&mut self.store.path);
+        join(&mut self.audit.dir);
+        if let Some(k) = &mut self.audit.signing_key {
+            join(k);
+        }
+    }
+
+    /// Checks everything that can be checked without starting: files exist, values are in
+    /// range, clients are well formed and unique. Certificates are parsed when TLS is built.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let must_exist = |key: &str, p: &Path| {
+            if p.is_file() {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("file {} does not exist or is not a file", p.display()),
+                ))
+            }
+        };
+        must_exist("tls.cert", &self.tls.cert)?;
+        must_exist("tls.key", &self.tls.key)?;
+        must_exist("tls.client_ca", &self.tls.client_ca)?;
+        if let Some(crl) = &self.tls.crl {
+            must_exist("tls.crl", crl)?;
+        }
+        if let Some(k) = &self.audit.signing_key {
+            must_exist("audit.signing_key", k)?;
+        }
+        if self.audit.durability == Durability::Batch && !(1..=10_000).contains(&self.audit.flush_ms)
+        {
+            return Err(invalid("audit.flush_ms", "must be between 1 and 10000"));
+        }
+        if self.audit.roll_bytes < 4096 {
+            return Err(invalid("audit.roll_bytes", "must be at least 4096"));
+        }
+        if self.audit.checkpoint_every == 0 || self.audit.checkpoint_secs == 0 {
+            return Err(invalid(
+                "audit.checkpoint_every",
+                "checkpoint_every and checkpoint_secs must be at least 1",
+            ));
+        }
+        if self.cache.capacity > 0 && self.cache.ttl_secs == 0 {
+            return Err(invalid(
+                "cache.ttl_secs",
+                "must be at least 1 (set cache.capacity = 0 to turn the cache off)",
+            ));
+        }
+        if self.limits.max_in_flight == 0 {
+            return Err(invalid("limits.max_in_flight", "must be at least 1"));
+        }
+        if self.limits.max_streams_per_connection == 0 {
+            return Err(invalid(
+                "limits.max_streams_per_connection",
+                "must be at least 1",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.limits.max_message_bytes) {
+            return Err(invalid(
+                "limits.max_message_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            validate_client(i, c)?;
+            if !seen.insert(c.id.as_str()) {
+                return Err(invalid(
+                    format!("clients[{i}].id"),
+                    format!("duplicate client id {:?}: each id may appear once", c.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client id is a certificate CN and a file name in `certs/`: keep it plain.
+pub fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn validate_client(i: usize, c: &ClientConfig) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("clients[{i}].{k}");
+    if !valid_client_id(&c.id) {
+        return Err(invalid(
+            key("id"),
+            format!(
+                "{:?} is not a valid client id: use 1-64 of a-z 0-9 . _ -, starting with a letter or digit",
+                c.id
+            ),
+        ));
+    }
+    let ctx = |k: &str| format!("{} (client {:?})", key(k), c.id);
+    for (list, name) in [(&c.read, "read"), (&c.verify, "verify")] {
+        let mut seen = HashSet::new();
+        for f in list {
+            if Field::from_name(f).is_none() {
+                let why = if Field::is_always_returned(f) {
+                    format!("{f:?} is not personal data: it always comes back and is not a right")
+                } else {
+                    let names: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
+                    format!(
+                        "{f:?} is not a Citizen field; valid: {}",
+                        names.join(", ")
+                    )
+                };
+                return Err(invalid(ctx(name), why));
+            }
+            if !seen.insert(f) {
+                return Err(invalid(ctx(name), format!("{f:?} is listed twice")));
+            }
+        }
+    }
+    for p in &c.purposes {
+        if p.trim().is_empty() || p.len() > 128 {
+            return Err(invalid(
+                ctx("purposes"),
+                "a purpose must be 1-128 characters, not blank",
+            ));
+        }
+    }
+    if c.role == Role::Agency && c.purposes.is_empty() {
+        return Err(invalid(
+            ctx("purposes"),
+            "an agency needs at least one purpose: every request must state one of them",
+        ));
+    }
+    match c.rate_per_sec {
+        None => {
+            return Err(invalid(
+                ctx("rate_per_sec"),
+                "missing: every client needs a rate (requests per second)",
+            ));
+        }
+        Some(0) => return Err(invalid(ctx("rate_per_sec"), "must be at least 1")),
+        Some(_) => {}
+    }
+    if c.burst == Some(0) {
+        return Err(invalid(ctx("burst"), "must be at least 1"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:7443"
+metrics_listen = "127.0.0.1:9464"
+
+[tls]
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+
+[store]
+path = "data/population"
+
+[audit]
+dir = "data/audit"
+durability = "sync"
+flush_ms = 5
+
+[cache]
+capacity = 1000
+ttl_secs = 300
+
+[[clients]]
+id = "viettel"
+kind = "telecom"
+role = "agency"
+read = []
+verify = ["full_name", "date_of_birth"]
+purposes = ["subscriber-verification"]
+rate_per_sec = 2000
+burst = 4000
+"#;
+
+    fn with_files(text: &str) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["server.pem", "server.key", "ca.pem"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let path = dir.path().join("popgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = Config::load(&path);
+        (dir, r)
+    }
+
+    fn err(text: &str) -> String {
+        with_files(text).1.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_contract_example_loads_with_paths_resolved() {
+        let (dir, r) = with_files(GOOD);
+        let c = r.unwrap();
+        assert_eq!(c.tls.cert, dir.path().join("server.pem"));
+        assert_eq!(c.clients[0].verify_set().names(), ["full_name", "date_of_birth"]);
+        assert_eq!(c.audit.durability, Durability::Sync);
+    }
+
+    #[test]
+    fn each_bad_config_names_its_key() {
+        let cases = [
+            (GOOD.replace("flush_ms = 5", "flush_ms = 5\nbogus = 1"), "bogus"),
+            (GOOD.replace("rate_per_sec = 2000\n", ""), "clients[0].rate_per_sec"),
+            (
+                format!("{GOOD}\n[[clients]]\nid = \"viettel\"\nkind = \"telecom\"\nrole = \"agency\"\npurposes = [\"x\"]\nrate_per_sec = 1\n"),
+                "clients[1].id",
+            ),
+            (GOOD.replace("\"full_name\", \"date", "\"fullname\", \"date"), "clients[0].verify"),
+            (GOOD.replace("\"full_name\", \"date", "\"version\", \"date"), "clients[0].verify"),
+            (GOOD.replace("client_ca = \"ca.pem\"", "client_ca = \"nope.pem\""), "tls.client_ca"),
+            (GOOD.replace("role = \"agency\"", "role = \"king\""), "role"),
+            (GOOD.replace("id = \"viettel\"", "id = \"../etc\""), "clients[0].id"),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+}
