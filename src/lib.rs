@@ -11,11 +11,23 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "audit_stub.rs"]
+pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod fields;
+pub mod gateway;
+pub mod grpc;
 pub mod id;
+pub mod identity;
+pub mod limits;
 pub mod matching;
+pub mod policy;
+pub mod registry;
+pub mod server;
+pub mod stats;
 pub mod store;
 
 /// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.

@@ -1,0 +1,657 @@
+//! The gateway's domain: one request's way through identity → policy → limits →
+//! cache/store → audit → answer. gRPC handlers call these functions and only convert.
+//!
+//! Audit first: every call that reaches a configured rule — ok, denied, invalid, not found, a
+//! write — is appended to the audit log, and an answer carrying data is returned only once its
+//! record is durable. If the audit log cannot be written the call fails with `Unavailable`.
+//! Calls refused for their rate are not audited one by one (a flood would otherwise slow the
+//! audit path for everyone): [`Gateway::flush_rate_limited`] writes one record per client and
+//! method carrying the count.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::audit::{AuditEvent, AuditLog, Outcome};
+use crate::cache::ReuseCache;
+use crate::config::Role;
+use crate::error::Error;
+use crate::fields::{Field, FieldSet, project};
+use crate::id::CitizenId;
+use crate::identity::Peer;
+use crate::limits::{ClientLimit, Limits};
+use crate::matching::{Mode, parse_date, text_matches};
+use crate::pb;
+use crate::policy::{Client, Policy, truncate};
+use crate::registry;
+use crate::stats::{ClientCounters, Counted, Stats};
+use crate::store::{PutOutcome, Store};
+
+/// The audited methods, by their contract names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Lookup,
+    Verify,
+    PutCitizen,
+    GetStats,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Lookup,
+        Method::Verify,
+        Method::PutCitizen,
+        Method::GetStats,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lookup => "Lookup",
+            Method::Verify => "Verify",
+            Method::PutCitizen => "PutCitizen",
+            Method::GetStats => "GetStats",
+        }
+    }
+
+    fn role(self) -> Role {
+        match self {
+            Method::Lookup | Method::Verify => Role::Agency,
+            Method::PutCitizen => Role::Registry,
+            Method::GetStats => Role::Operator,
+        }
+    }
+}
+
+/// How a call waits for capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A unary call: refused at once when over the rate or when the gateway is full.
+    Unary,
+    /// A stream item: waits for rate capacity and for a place in flight.
+    Stream,
+}
+
+/// An answer and the sequence number of its audit record.
+#[derive(Debug, Clone)]
+pub struct Audited<T> {
+    pub value: T,
+    pub audit_seq: u64,
+}
+
+/// An authenticated caller, valid for one call or one stream.
+#[derive(Clone)]
+pub struct Caller {
+    pub peer: Arc<Peer>,
+    pub client: Arc<Client>,
+    counters: Arc<ClientCounters>,
+    limit: Arc<ClientLimit>,
+}
+
+/// What the audit record of one call will say, filled in as the call goes.
+struct Call<'a> {
+    caller: &'a Caller,
+    method: Method,
+    started: Instant,
+    citizen_id: Option<String>,
+    fields: FieldSet,
+    purpose: String,
+    request_id: String,
+    reused: bool,
+}
+
+/// The parts a gateway is made of.
+pub struct Parts {
+    pub policy: Policy,
+    pub store: Arc<dyn Store>,
+    pub cache: ReuseCache,
+    pub audit: AuditLog,
+    pub max_in_flight: usize,
+}
+
+pub struct Gateway {
+    policy: ArcSwap<Policy>,
+    store: Arc<dyn Store>,
+    cache: ReuseCache,
+    limits: Limits,
+    audit: AuditLog,
+    stats: Stats,
+}
+
+/// Caller-supplied text kept in audit records is bounded, so a request cannot bloat the log.
+const MAX_ECHO: usize = 128;
+
+fn current_year() -> i32 {
+    time::OffsetDateTime::now_utc().year()
+}
+
+fn parse_id(s: &str) -> Result<CitizenId, Error> {
+    CitizenId::parse(s, current_year()).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
+impl Gateway {
+    pub fn new(parts: Parts) -> Gateway {
+        let limits = Limits::new(&parts.policy, parts.max_in_flight);
+        Gateway {
+            policy: ArcSwap::from_pointee(parts.policy),
+            store: parts.store,
+            cache: parts.cache,
+            limits,
+            audit: parts.audit,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Installs a new policy (reload): clients, rights, purposes, limits, revocations.
+    pub fn set_policy(&self, policy: Policy) {
+        self.limits.update(&policy);
+        self.policy.store(Arc::new(policy));
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn cache(&self) -> &ReuseCache {
+        &self.cache
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Resolves the caller of a call to `method` (or of a stream of them): a configured,
+    /// unrevoked client whose role allows the method. Refusals are audited.
+    pub async fn authenticate(&self, peer: Arc<Peer>, method: Method) -> Result<Caller, Error> {
+        let started = Instant::now();
+        let result = self.policy.load().authenticate(&peer).and_then(|client| {
+            client.require_role(method.role(), method.name())?;
+            Ok(client)
+        });
+        let err = match result {
+            Ok(client) => {
+                let limit = self.limits.client(&client.id).ok_or_else(|| {
+                    Error::Internal(format!("no limiter for client {:?}", client.id))
+                })?;
+                return Ok(Caller {
+                    counters: self.stats.client(&client.id),
+                    limit,
+                    client,
+                    peer,
+                });
+            }
+            Err(e) => e,
+        };
+        // A configured client calling outside its role is counted; an unknown name is not
+        // given counters (that would let anyone grow the map).
+        let cn = peer.common_name.clone().unwrap_or_default();
+        if let Some(client) = self.policy.load().clients().find(|c| c.id == cn) {
+            self.stats
+                .count(&self.stats.client(&client.id), Counted::Denied);
+        }
+        let ev = AuditEvent {
+            client: truncate(&cn, MAX_ECHO).to_owned(),
+            cert_sha256: peer.cert_sha256.clone(),
+            peer: peer.addr.to_string(),
+            method: method.name(),
+            citizen_id: None,
+            fields: Vec::new(),
+            purpose: String::new(),
+            request_id: String::new(),
+            outcome: Outcome::Denied,
+            reused: false,
+            latency_us: started.elapsed().as_micros() as u64,
+            count: None,
+            reason: Some(err.to_string()),
+        };
+        self.audit.append(ev).await.map_err(audit_unavailable)?;
+        Err(err)
+    }
+
+    /// Takes rate capacity and a place in flight, per `admission`.
+    async fn admit(
+        &self,
+        caller: &Caller,
+        admission: Admission,
+    ) -> Result<Option<OwnedSemaphorePermit>, Error> {
+        match admission {
+            Admission::Unary => {
+                caller
+                    .limit
+                    .try_acquire()
+                    .map_err(|retry_after| Error::RateLimited {
+                        client: caller.client.id.clone(),
+                        retry_after,
+                    })?;
+                let permit = self.limits.admit().ok_or_else(|| {
+                    Error::Unavailable(format!(
+                        "gateway overloaded: {} calls in flight; retry shortly",
+                        self.limits.max_in_flight()
+                    ))
+                })?;
+                Ok(Some(permit))
+            }
+            // A stream's items are already bounded by the stream's window; they wait.
+            Admission::Stream => {
+                caller.limit.acquire().await;
+                Ok(None)
+            }
+        }
+    }
+
+    fn call<'a>(
+        &self,
+        caller: &'a Caller,
+        method: Method,
+        purpose: &str,
+        request_id: &str,
+    ) -> Call<'a> {
+        Call {
+            caller,
+            method,
+            started: Instant::now(),
+            citizen_id: None,
+            fields: FieldSet::EMPTY,
+            purpose: truncate(purpose, MAX_ECHO).to_owned(),
+            request_id: truncate(request_id, MAX_ECHO).to_owned(),
+            reused: false,
+        }
+    }
+
+    /// Audits a finished call and counts it; the answer is released only after that.
+    async fn finish<T>(&self, call: Call<'_>, result: Result<T, Error>) -> Result<Audited<T>, Error> {
+        let caller = call.caller;
+        let (outcome, counted, reason) = match &result {
+            Ok(_) => (
+                Outcome::Ok,
+                Counted::Ok {
+                    reused: call.reused,
+                },
+                None,
+            ),
+            Err(e @ Error::RateLimited { .. }) => {
+                // Counted now, audited in aggregate by flush_rate_limited.
+                self.stats.count(&caller.counters, Counted::RateLimited);
+                caller.limit.note_refused(call.method, &caller.peer);
+                return Err(e.clone());
+            }
+            Err(e) => {
+                let (o, c) = match e {
+                    Error::PermissionDenied(_) => (Outcome::Denied, Counted::Denied),
+                    Error::NotFound(_) => (Outcome::NotFound, Counted::NotFound),
+                    Error::InvalidArgument(_) | Error::AlreadyExists(_) | Error::Aborted(_) => {
+                        (Outcome::Invalid, Counted::Other)
+                    }
+                    _ => (Outcome::Error, Counted::Other),
+                };
+                (o, c, Some(e.to_string()))
+            }
+        };
+        let ev = AuditEvent {
+            client: caller.client.id.clone(),
+            cert_sha256: caller.peer.cert_sha256.clone(),
+            peer: caller.peer.addr.to_string(),
+            method: call.method.name(),
+            citizen_id: call.citizen_id,
+            fields: call.fields.names(),
+            purpose: call.purpose,
+            request_id: call.request_id,
+            outcome,
+            reused: call.reused,
+            latency_us: call.started.elapsed().as_micros() as u64,
+            count: None,
+            reason,
+        };
+        let seq = self.audit.append(ev).await.map_err(audit_unavailable)?;
+        self.stats.count(&caller.counters, counted);
+        result.map(|value| Audited {
+            value,
+            audit_seq: seq,
+        })
+    }
+
+    /// The record for `id` from the reuse cache or the store: (record, reused).
+    fn fetch(&self, id: CitizenId) -> Result<(Option<Arc<pb::Citizen>>, bool), Error> {
+        match self.cache.get(id) {
+            Ok(entry) => Ok((entry.clone(), entry.is_some())),
+            Err(ticket) => {
+                let record = self.store.get(id)?.map(Arc::new);
+                self.cache.fill(ticket, record.clone());
+                Ok((record, false))
+            }
+        }
+    }
+
+    fn not_found(id: CitizenId) -> Error {
+        Error::NotFound(format!("no citizen with id {id}"))
+    }
+
+    /// Lookup: the requested fields the caller may read.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        req: &pb::LookupRequest,
+        admission: Admission,
+    ) -> Result<Audited<pb::LookupResponse>, Error> {
+        let mut call = self.call(caller, Method::Lookup, &req.purpose, &req.request_id);
+        let result = async {
+            let _permit = self.admit(caller, admission).await?;
+            let id = parse_id(&req.citizen_id)?;
+            call.citizen_id = Some(id.to_string());
+            let client = &caller.client;
+            let mask = req.read_mask.as_ref().map_or(&[][..], |m| &m.paths[..]);
+            let fields = client.read_fields(mask)?;
+            client.require_purpose(&req.purpose)?;
+            let (record, reused) = self.fetch(id)?;
+            let record = record.ok_or_else(|| Self::not_found(id))?;
+            call.fields = fields;
+            call.reused = reused;
+            Ok(pb::LookupResponse {
+                citizen: Some(project(&record, fields)),
+                reused,
+                audit_seq: 0,
+                request_id: req.request_id.clone(),
+                error: None,
+            })
+        }
+        .await;
+        let mut answer = self.finish(call, result).await?;
+        answer.value.audit_seq = answer.audit_seq;
+        Ok(answer)
+    }
+
+    /// Verify: whether the claimed fields match, releasing nothing else.
+    pub async fn verify(
+        &self,
+        caller: &Caller,
+        req: &pb::VerifyRequest,
+        admission: Admission,
+    ) -> Result<Audited<pb::VerifyResponse>, Error> {
+        let mut call = self.call(caller, Method::Verify, &req.purpose, &req.request_id);
+        let result = async {
+            let _permit = self.admit(caller, admission).await?;
+            let id = parse_id(&req.citizen_id)?;
+            call.citizen_id = Some(id.to_string());
+            let client = &caller.client;
+            if client.verify.is_empty() {
+                return Err(Error::PermissionDenied(format!(
+                    "client {:?} may verify no field: Verify is not available to it",
+                    client.id
+                )));
+            }
+            let claims = Claims::parse(req)?;
+            for (field, _) in &claims.items {
+                client.check_verify(*field)?;
+            }
+            client.require_purpose(&req.purpose)?;
+            let (record, reused) = self.fetch(id)?;
+            let record = record.ok_or_else(|| Self::not_found(id))?;
+            call.fields = claims.items.iter().map(|(f, _)| *f).collect();
+            call.reused = reused;
+            let fields: Vec<pb::FieldMatch> = claims
+                .items
+                .iter()
+                .map(|(field, claim)| pb::FieldMatch {
+                    field: field.name().to_owned(),
+                    matched: claim_matches(*field, claim, &record, claims.mode),
+                })
+                .collect();
+            let deceased = record.life_status == pb::LifeStatus::Deceased as i32;
+            Ok(pb::VerifyResponse {
+                matched: !deceased && fields.iter().all(|f| f.matched),
+                fields,
+                deceased,
+                reused,
+                audit_seq: 0,
+                request_id: req.request_id.clone(),
+                error: None,
+            })
+        }
+        .await;
+        let mut answer = self.finish(call, result).await?;
+        answer.value.audit_seq = answer.audit_seq;
+        Ok(answer)
+    }
+
+    /// PutCitizen: a conditional create or replace, durable and visible to every later call
+    /// before it answers.
+    pub async fn put_citizen(
+        &self,
+        caller: &Caller,
+        req: pb::PutCitizenRequest,
+    ) -> Result<Audited<pb::PutCitizenResponse>, Error> {
+        let mut call = self.call(caller, Method::PutCitizen, "", "");
+        let result = async {
+            let _permit = self.admit(caller, Admission::Unary).await?;
+            let citizen = req
+                .citizen
+                .ok_or_else(|| Error::InvalidArgument("citizen: is required".into()))?;
+            let (id, mut citizen) = registry::validate(citizen, current_year())?;
+            call.citizen_id = Some(id.to_string());
+            call.fields = registry::fields_written(&citizen);
+            citizen.updated_at = Some(now_timestamp());
+            let store = self.store.clone();
+            let expected = req.expected_version;
+            // The store flushes to disk before answering: keep that off the async workers.
+            let outcome = tokio::task::spawn_blocking(move || store.put(id, citizen, expected))
+                .await
+                .map_err(|e| Error::Internal(format!("store task failed: {e}")))??;
+            match outcome {
+                PutOutcome::Written(record) => {
+                    let version = record.version;
+                    self.cache.write(Arc::from(record), id);
+                    Ok(pb::PutCitizenResponse {
+                        version,
+                        audit_seq: 0,
+                    })
+                }
+                PutOutcome::AlreadyExists { current } => Err(Error::AlreadyExists(format!(
+                    "citizen {id} already exists (version {current}); to replace it set expected_version = {current}"
+                ))),
+                PutOutcome::VersionMismatch { current: 0 } => Err(Error::Aborted(format!(
+                    "citizen {id} does not exist; to create it set expected_version = 0"
+                ))),
+                PutOutcome::VersionMismatch { current } => Err(Error::Aborted(format!(
+                    "citizen {id} is at version {current}, not {expected}; re-read it and retry"
+                ))),
+            }
+        }
+        .await;
+        let mut answer = self.finish(call, result).await?;
+        answer.value.audit_seq = answer.audit_seq;
+        Ok(answer)
+    }
+
+    /// GetStats: counters since start-up and the store's size.
+    pub async fn get_stats(&self, caller: &Caller) -> Result<Audited<pb::GetStatsResponse>, Error> {
+        let call = self.call(caller, Method::GetStats, "", "");
+        let result = async {
+            let _permit = self.admit(caller, Admission::Unary).await?;
+            Ok(self.stats_snapshot())
+        }
+        .await;
+        self.finish(call, result).await
+    }
+
+    /// The `GetStats` answer (also used by metrics).
+    pub fn stats_snapshot(&self) -> pb::GetStatsResponse {
+        let (requests, reused) = self.stats.totals();
+        pb::GetStatsResponse {
+            requests,
+            reused,
+            reuse_rate: if requests == 0 {
+                0.0
+            } else {
+                reused as f64 / requests as f64
+            },
+            clients: self
+                .stats
+                .clients()
+                .into_iter()
+                .map(|c| pb::ClientStats {
+                    client_id: c.client_id,
+                    requests: c.requests,
+                    reused: c.reused,
+                    denied: c.denied,
+                    rate_limited: c.rate_limited,
+                    not_found: c.not_found,
+                })
+                .collect(),
+            records: self.store.len(),
+        }
+    }
+
+    /// Writes one audit record per client and method for the calls refused for their rate
+    /// since the last flush. Run about once a second.
+    pub async fn flush_rate_limited(&self) -> Result<(), Error> {
+        for (client, limit) in self.limits.all() {
+            for method in Method::ALL {
+                let (count, peer) = limit.take_refused(method);
+                if count == 0 {
+                    continue;
+                }
+                let (cert_sha256, peer) = peer
+                    .map(|p| (p.cert_sha256.clone(), p.addr.to_string()))
+                    .unwrap_or_default();
+                let ev = AuditEvent {
+                    client: client.clone(),
+                    cert_sha256,
+                    peer,
+                    method: method.name(),
+                    citizen_id: None,
+                    fields: Vec::new(),
+                    purpose: String::new(),
+                    request_id: String::new(),
+                    outcome: Outcome::RateLimited,
+                    reused: false,
+                    latency_us: 0,
+                    count: Some(count),
+                    reason: Some(format!("{count} calls over the client's rate")),
+                };
+                self.audit.append(ev).await.map_err(audit_unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Gateway::flush_rate_limited`] every `period` until the gateway is dropped.
+    pub fn spawn_rate_limit_auditor(self: &Arc<Self>, period: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(gw) = weak.upgrade() else { return };
+                if let Err(e) = gw.flush_rate_limited().await {
+                    tracing::warn!(error = %e, "could not audit rate-limited calls; will retry");
+                }
+            }
+        });
+    }
+}
+
+fn audit_unavailable(e: crate::audit::AuditError) -> Error {
+    tracing::error!(error = %e, "audit log write failed: refusing to release data");
+    Error::Unavailable(
+        "audit log unavailable: the gateway releases no data until it can record the access; retry later"
+            .into(),
+    )
+}
+
+fn now_timestamp() -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: now.as_secs() as i64,
+        nanos: now.subsec_nanos() as i32,
+    }
+}
+
+/// One claimed value, parsed.
+enum Claim {
+    Text(String),
+    Date(time::Date),
+    Sex(pb::Sex),
+}
+
+/// Whether the claim on `field` matches the record.
+fn claim_matches(field: Field, claim: &Claim, record: &pb::Citizen, mode: Mode) -> bool {
+    match (field, claim) {
+        (Field::FullName, Claim::Text(t)) => text_matches(t, &record.full_name, mode),
+        (Field::PermanentAddress, Claim::Text(t)) => {
+            text_matches(t, &record.permanent_address, mode)
+        }
+        (Field::DateOfBirth, Claim::Date(d)) => parse_date(&record.date_of_birth) == Some(*d),
+        (Field::Sex, Claim::Sex(s)) => record.sex == *s as i32,
+        _ => false,
+    }
+}
+
+/// The claims of a Verify request, in Claims field order.
+struct Claims {
+    items: Vec<(Field, Claim)>,
+    mode: Mode,
+}
+
+impl Claims {
+    fn parse(req: &pb::VerifyRequest) -> Result<Claims, Error> {
+        let mode = match pb::MatchMode::try_from(req.mode) {
+            Ok(pb::MatchMode::Unspecified | pb::MatchMode::Exact) => Mode::Exact,
+            Ok(pb::MatchMode::Loose) => Mode::Loose,
+            Err(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "mode: {} is not a MatchMode (EXACT = 1, LOOSE = 2)",
+                    req.mode
+                )));
+            }
+        };
+        let none = || Error::InvalidArgument("claims: set at least one claim".into());
+        let claims = req.claims.as_ref().ok_or_else(none)?;
+        let text = |field: &str, s: &str| -> Result<Claim, Error> {
+            if s.chars().count() > 256 || s.chars().any(char::is_control) {
+                return Err(Error::InvalidArgument(format!(
+                    "claims.{field}: at most 256 characters, no control characters"
+                )));
+            }
+            Ok(Claim::Text(s.to_owned()))
+        };
+        let mut items = Vec::new();
+        if let Some(name) = &claims.full_name {
+            items.push((Field::FullName, text("full_name", name)?));
+        }
+        if let Some(dob) = &claims.date_of_birth {
+            let d = parse_date(dob).ok_or_else(|| {
+                Error::InvalidArgument("claims.date_of_birth: must be a date YYYY-MM-DD".into())
+            })?;
+            items.push((Field::DateOfBirth, Claim::Date(d)));
+        }
+        if let Some(sex) = claims.sex {
+            match pb::Sex::try_from(sex) {
+                Ok(s @ (pb::Sex::Male | pb::Sex::Female)) => items.push((Field::Sex, Claim::Sex(s))),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "claims.sex: must be MALE or FEMALE".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(addr) = &claims.permanent_address {
+            items.push((Field::PermanentAddress, text("permanent_address", addr)?));
+        }
+        if items.is_empty() {
+            return Err(none());
+        }
+        Ok(Claims { items, mode })
+    }
+}

@@ -1,0 +1,151 @@
+//! `popgate.v1.IdentityGateway`: Lookup, Verify and their streams.
+
+use std::future::{Future, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::future::Either;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::peer;
+use crate::error::Error;
+use crate::gateway::{Admission, Audited, Caller, Gateway, Method};
+use crate::pb::identity_gateway_server::IdentityGateway;
+use crate::pb::{ItemError, LookupRequest, LookupResponse, VerifyRequest, VerifyResponse};
+
+/// Stream items served at once per stream. Answers still go out in request order; this only
+/// lets one item's audit sync overlap the next items' work.
+const STREAM_WINDOW: usize = 64;
+
+pub struct IdentityGatewayService {
+    gateway: Arc<Gateway>,
+}
+
+impl IdentityGatewayService {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        IdentityGatewayService { gateway }
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Serves a request stream item by item, in order, with failed items reported in the answer
+/// instead of ending the stream. A broken inbound stream (transport or decoding error) ends
+/// the stream with its status.
+fn serve_stream<Req, Resp, F, Fut>(
+    inbound: Streaming<Req>,
+    caller: Caller,
+    gateway: Arc<Gateway>,
+    item: F,
+) -> ResponseStream<Resp>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Arc<Gateway>, Caller, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Resp> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(STREAM_WINDOW);
+    tokio::spawn(async move {
+        let mut answers = inbound
+            .map(|next| match next {
+                Ok(req) => {
+                    let answer = item(gateway.clone(), caller.clone(), req);
+                    Either::Left(async move { Ok(answer.await) })
+                }
+                Err(status) => Either::Right(ready(Err(status))),
+            })
+            .buffered(STREAM_WINDOW);
+        while let Some(answer) = answers.next().await {
+            let last = answer.is_err();
+            if tx.send(answer).await.is_err() || last {
+                // The caller has gone, or its stream broke: nothing more to answer.
+                break;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+fn item_error(e: Error) -> Option<ItemError> {
+    Some(e.into())
+}
+
+#[tonic::async_trait]
+impl IdentityGateway for IdentityGatewayService {
+    async fn lookup(
+        &self,
+        req: Request<LookupRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        let caller = self.gateway.authenticate(peer(&req)?, Method::Lookup).await?;
+        let answer = self
+            .gateway
+            .lookup(&caller, req.get_ref(), Admission::Unary)
+            .await?;
+        Ok(Response::new(answer.value))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let caller = self.gateway.authenticate(peer(&req)?, Method::Verify).await?;
+        let answer = self
+            .gateway
+            .verify(&caller, req.get_ref(), Admission::Unary)
+            .await?;
+        Ok(Response::new(answer.value))
+    }
+
+    type LookupStreamStream = ResponseStream<LookupResponse>;
+
+    async fn lookup_stream(
+        &self,
+        req: Request<Streaming<LookupRequest>>,
+    ) -> Result<Response<Self::LookupStreamStream>, Status> {
+        let caller = self.gateway.authenticate(peer(&req)?, Method::Lookup).await?;
+        let out = serve_stream(
+            req.into_inner(),
+            caller,
+            self.gateway.clone(),
+            |gw, caller, req: LookupRequest| async move {
+                match gw.lookup(&caller, &req, Admission::Stream).await {
+                    Ok(Audited { value, .. }) => value,
+                    Err(e) => LookupResponse {
+                        request_id: req.request_id,
+                        error: item_error(e),
+                        ..Default::default()
+                    },
+                }
+            },
+        );
+        Ok(Response::new(out))
+    }
+
+    type VerifyStreamStream = ResponseStream<VerifyResponse>;
+
+    async fn verify_stream(
+        &self,
+        req: Request<Streaming<VerifyRequest>>,
+    ) -> Result<Response<Self::VerifyStreamStream>, Status> {
+        let caller = self.gateway.authenticate(peer(&req)?, Method::Verify).await?;
+        let out = serve_stream(
+            req.into_inner(),
+            caller,
+            self.gateway.clone(),
+            |gw, caller, req: VerifyRequest| async move {
+                match gw.verify(&caller, &req, Admission::Stream).await {
+                    Ok(Audited { value, .. }) => value,
+                    Err(e) => VerifyResponse {
+                        request_id: req.request_id,
+                        error: item_error(e),
+                        ..Default::default()
+                    },
+                }
+            },
+        );
+        Ok(Response::new(out))
+    }
+}

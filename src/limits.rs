@@ -1,0 +1,156 @@
+//! Per-client rate limits and the process-wide bound on work in flight.
+//!
+//! Each configured client has its own GCRA limiter (governor) with its `rate_per_sec` and
+//! `burst`, so a telecom re-verifying its whole base cannot slow a ministry. Only configured
+//! clients have a limiter: an unknown certificate name never grows this state. A unary call
+//! over the rate is refused at once with the time until capacity returns; a stream item waits
+//! for capacity instead (pacing), so a stream never fails for being fast.
+//!
+//! The in-flight bound sheds calls past it at once (UNAVAILABLE) rather than queueing them
+//! until they time out: queued work is memory the process cannot bound.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::gateway::Method;
+use crate::identity::Peer;
+use crate::policy::{Client, Policy};
+
+/// One client's limiter and its pending count of refused calls, for the aggregated audit
+/// record (one per client per second, not one per refused call).
+pub struct ClientLimit {
+    limiter: DefaultDirectRateLimiter,
+    quota: (u32, u32),
+    /// Calls refused since the last aggregated audit record, by method.
+    refused: [AtomicU64; 4],
+    /// The caller of the latest refused call, for the aggregated record.
+    last_refused_peer: ArcSwapOption<Peer>,
+}
+
+impl ClientLimit {
+    fn new(rate: u32, burst: u32) -> ClientLimit {
+        let quota = Quota::per_second(NonZeroU32::new(rate.max(1)).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN));
+        ClientLimit {
+            limiter: RateLimiter::direct(quota),
+            quota: (rate, burst),
+            refused: Default::default(),
+            last_refused_peer: ArcSwapOption::empty(),
+        }
+    }
+
+    /// Takes one unit of capacity now, or says how long until there is one.
+    pub fn try_acquire(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Counts a call refused for its rate, to be audited in aggregate.
+    pub fn note_refused(&self, method: Method, peer: &Arc<Peer>) {
+        self.refused[method as usize].fetch_add(1, Ordering::Relaxed);
+        self.last_refused_peer.store(Some(peer.clone()));
+    }
+
+    /// Takes the count of refused calls of `method` since the last take, with the latest
+    /// caller.
+    pub fn take_refused(&self, method: Method) -> (u64, Option<Arc<Peer>>) {
+        let n = self.refused[method as usize].swap(0, Ordering::Relaxed);
+        (n, if n > 0 { self.last_refused_peer.load_full() } else { None })
+    }
+
+    /// Waits until one unit of capacity is free and takes it.
+    pub async fn acquire(&self) {
+        while let Err(wait) = self.try_acquire() {
+            tokio::time::sleep(wait.max(Duration::from_micros(50))).await;
+        }
+    }
+}
+
+pub struct Limits {
+    clients: ArcSwap<HashMap<String, Arc<ClientLimit>>>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl Limits {
+    pub fn new(policy: &Policy, max_in_flight: usize) -> Limits {
+        let limits = Limits {
+            clients: ArcSwap::from_pointee(HashMap::new()),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+        };
+        limits.update(policy);
+        limits
+    }
+
+    /// Installs the clients of a new policy. A client whose rate and burst are unchanged
+    /// keeps its limiter (and so the capacity it has used), so a reload is not a free burst.
+    pub fn update(&self, policy: &Policy) {
+        let old = self.clients.load();
+        let new = policy
+            .clients()
+            .map(|c: &Arc<Client>| {
+                let kept = old
+                    .get(&c.id)
+                    .filter(|l| l.quota == (c.rate_per_sec, c.burst))
+                    .cloned();
+                let limit =
+                    kept.unwrap_or_else(|| Arc::new(ClientLimit::new(c.rate_per_sec, c.burst)));
+                (c.id.clone(), limit)
+            })
+            .collect();
+        self.clients.store(Arc::new(new));
+    }
+
+    /// The limiter of a configured client.
+    pub fn client(&self, id: &str) -> Option<Arc<ClientLimit>> {
+        self.clients.load().get(id).cloned()
+    }
+
+    /// Every client's limiter, for flushing aggregated audit records.
+    pub fn all(&self) -> Vec<(String, Arc<ClientLimit>)> {
+        self.clients
+            .load()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// A place among the calls in flight, or `None` when the gateway is full.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.in_flight.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refusal_with_a_wait() {
+        let l = ClientLimit::new(10, 3);
+        for _ in 0..3 {
+            assert!(l.try_acquire().is_ok());
+        }
+        let wait = l.try_acquire().unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
+    }
+}
