@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod fields;

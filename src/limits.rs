@@ -36,7 +36,7 @@ pub struct ClientLimit {
 }
 
 impl ClientLimit {
-    fn new(rate: u32, burst: u32) -> ClientLimit {
+    pub fn new(rate: u32, burst: u32) -> ClientLimit {
         let quota = Quota::per_second(NonZeroU32::new(rate.max(1)).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN));
         ClientLimit {

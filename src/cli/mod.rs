@@ -2,28 +2,59 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+mod client;
+mod dev;
+mod render;
+mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "popgate", version, about = "Identity gateway to the national population database")]
+#[command(
+    name = "popgate",
+    version,
+    about = "Identity gateway to the national population database"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Look up a citizen (an agency client; prints JSON).
+    Lookup(client::LookupArgs),
+    /// Verify claims about a citizen (an agency client; prints JSON).
+    Verify(client::VerifyArgs),
+}
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Lookup(args) => client::lookup(args),
+        Command::Verify(args) => client::verify(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("popgate: {err:#}");
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("popgate: {line}");
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,95 @@
+//! `popgate serve --config FILE` and `popgate serve --dev [--dir DIR]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::config::Config;
+use crate::server::Server;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML, see CONTRACT §3).
+    #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
+    config: Option<PathBuf>,
+    /// Create (first run) or reuse a ready development setup in --dir and serve it.
+    #[arg(long)]
+    dev: bool,
+    /// The development directory for --dev.
+    #[arg(long, default_value = "popgate-dev", requires = "dev")]
+    dir: PathBuf,
+    /// Log format: readable text, or JSON lines for collectors. RUST_LOG filters.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Starts tracing: RUST_LOG filters (default `info`), text or JSON on stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let config_path = match &args.config {
+        Some(p) => p.clone(),
+        None => super::dev::prepare(&args.dir)?,
+    };
+    let config = Config::load(&config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
+        let server = Server::build(config)?;
+        tracing::info!(%listen, records = server.gateway().store().len(), "popgate serving");
+        if args.dev {
+            super::dev::print_next_steps(&args.dir, listen);
+        }
+        server.serve(listener, shutdown_signal()).await?;
+        tracing::info!("popgate stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing calls in flight");
+}

@@ -1,0 +1,72 @@
+//! A client for the gateway over mTLS, used by `popgate lookup|verify|bench`, the tests and
+//! the examples' documentation. Clients should keep their connection open: a handshake costs
+//! far more than a call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use thiserror::Error;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// PEM material for one client identity.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl ClientTls {
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientError> {
+        let read = |what, p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| ClientError::Read {
+                what,
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        Ok(ClientTls {
+            ca_pem: read("CA certificate", ca)?,
+            cert_pem: read("client certificate", cert)?,
+            key_pem: read("client key", key)?,
+        })
+    }
+}
+
+/// Opens an mTLS channel to `addr` (host:port). The server certificate must name
+/// `server_name` (the dev certificates name `localhost` and `127.0.0.1`).
+pub async fn connect(addr: &str, server_name: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    let err = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let tls_config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+        .domain_name(server_name);
+    Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(err)?
+        .tls_config(tls_config)
+        .map_err(err)?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .http2_adaptive_window(true)
+        .connect()
+        .await
+        .map_err(err)
+}
