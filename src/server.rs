@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -114,6 +115,16 @@ impl Server {
         &self.gateway
     }
 
+    /// A handle that re-reads `config_path` and applies it to this server while it runs.
+    pub fn reloader(&self, config_path: PathBuf) -> Reloader {
+        Reloader {
+            config_path,
+            running: self.config.clone(),
+            gateway: self.gateway.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// Serves on `listener` until `shutdown` completes, then lets calls in flight finish and
     /// syncs the audit log.
     pub async fn serve(
@@ -168,6 +179,49 @@ impl Server {
             tracing::error!(error = %e, "audit log did not shut down cleanly");
         }
         result?;
+        Ok(())
+    }
+}
+
+/// Applies a changed configuration file without a restart: clients, rights, purposes and
+/// limits; the CRL; the server certificate and key. Open connections stay; a client removed
+/// or revoked is refused from its next call on them. A bad file changes nothing.
+#[derive(Clone)]
+pub struct Reloader {
+    config_path: PathBuf,
+    running: Config,
+    gateway: Arc<Gateway>,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug, Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+impl Reloader {
+    /// Re-reads and applies the configuration; on error nothing changes.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let new = Config::load(&self.config_path)?;
+        let tls = identity::load(&new.tls)?;
+        let old = &self.running;
+        if new.server.listen != old.server.listen
+            || new.store.path != old.store.path
+            || new.audit.dir != old.audit.dir
+            || new.cache.capacity != old.cache.capacity
+        {
+            tracing::warn!(
+                "reload: changes to server.listen, store, audit or cache take effect only after a restart"
+            );
+        }
+        self.gateway
+            .set_policy(Policy::new(&new, tls.revoked.clone()));
+        self.tls.store(tls.server_config);
+        tracing::info!(clients = new.clients.len(), "configuration reloaded");
         Ok(())
     }
 }

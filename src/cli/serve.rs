@@ -62,6 +62,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
         let server = Server::build(config)?;
         tracing::info!(%listen, records = server.gateway().store().len(), "popgate serving");
+        spawn_reload_on_sighup(server.reloader(config_path));
         if args.dev {
             super::dev::print_next_steps(&args.dir, listen);
         }
@@ -69,6 +70,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("popgate stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reloads the configuration on SIGHUP; a refused reload is logged and changes nothing.
+fn spawn_reload_on_sighup(reloader: crate::server::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: reload is unavailable");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let r = reloader.clone();
+            match tokio::task::spawn_blocking(move || r.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "reload refused; the running configuration stays"),
+                Err(e) => tracing::error!(error = %e, "reload task failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,0 +1,302 @@
+//! The shared test harness: a real gateway on `127.0.0.1:0` with certificates generated in
+//! memory, a temporary sled store and audit directory, and mTLS clients for its clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use popgate::certs::{CertPair, ClientOptions, DevCa};
+use popgate::client::{ClientTls, connect};
+use popgate::config::Config;
+use popgate::gateway::Gateway;
+use popgate::pb;
+use popgate::pb::identity_gateway_client::IdentityGatewayClient;
+use popgate::pb::operator_client::OperatorClient;
+use popgate::pb::registry_admin_client::RegistryAdminClient;
+use popgate::server::Server;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// The clients every test gateway knows, as `[[clients]]` TOML.
+pub const CLIENTS: &str = r#"
+[[clients]]
+id = "telecom"
+kind = "telecom"
+role = "agency"
+read = []
+verify = ["full_name", "date_of_birth"]
+purposes = ["subscriber-verification"]
+rate_per_sec = 100000
+burst = 100000
+
+[[clients]]
+id = "ministry"
+kind = "ministry"
+role = "agency"
+read = ["full_name", "date_of_birth", "sex", "permanent_address", "life_status"]
+verify = ["full_name", "date_of_birth", "sex", "permanent_address"]
+purposes = ["health-insurance", "tax-registration"]
+rate_per_sec = 100000
+burst = 100000
+
+[[clients]]
+id = "utility"
+kind = "utility"
+role = "agency"
+read = ["full_name"]
+verify = ["full_name"]
+purposes = ["electricity-contract"]
+rate_per_sec = 100000
+burst = 100000
+
+[[clients]]
+id = "norights"
+kind = "locality"
+role = "agency"
+purposes = ["administrative-procedure"]
+rate_per_sec = 100000
+burst = 100000
+
+[[clients]]
+id = "registry"
+kind = "registry"
+role = "registry"
+rate_per_sec = 100000
+burst = 100000
+
+[[clients]]
+id = "operator"
+kind = "operator"
+role = "operator"
+rate_per_sec = 100000
+burst = 100000
+"#;
+
+/// What a test may change before the gateway starts.
+pub struct Options {
+    /// Extra TOML appended after the standard sections (e.g. more `[[clients]]`).
+    pub extra_toml: String,
+    /// Replaces the standard clients.
+    pub clients_toml: String,
+    /// Lines for the `[audit]` section beyond `dir`.
+    pub audit_toml: String,
+    /// Lines for the `[cache]` section.
+    pub cache_toml: String,
+    /// Lines for the `[limits]` section.
+    pub limits_toml: String,
+    /// Certificates to revoke in the CRL, by client id (issued before the start).
+    pub revoked: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_toml: String::new(),
+            clients_toml: CLIENTS.into(),
+            audit_toml: "durability = \"sync\"\n".into(),
+            cache_toml: "capacity = 10000\nttl_secs = 300\n".into(),
+            limits_toml: String::new(),
+            revoked: Vec::new(),
+        }
+    }
+}
+
+/// A running gateway and everything needed to call it.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub ca: DevCa,
+    pub gateway: Arc<Gateway>,
+    certs: std::sync::Mutex<std::collections::HashMap<String, CertPair>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, None, opts).await
+    }
+
+    /// Starts a gateway in `dir`, reusing `ca` when given (a restart over the same data).
+    pub async fn start_in(dir: tempfile::TempDir, ca: Option<DevCa>, opts: Options) -> TestGateway {
+        let root = dir.path();
+        let ca = ca.unwrap_or_else(|| DevCa::generate().expect("CA"));
+        let server = ca
+            .server_cert(&["localhost", "127.0.0.1"])
+            .expect("server cert");
+        write(&root.join("ca.pem"), &ca.cert_pem());
+        write(&root.join("server.pem"), &server.cert_pem);
+        write(&root.join("server.key"), &server.key_pem);
+        let mut certs = std::collections::HashMap::new();
+        let mut revoked = Vec::new();
+        for id in &opts.revoked {
+            let pair = ca.client_cert(id, &ClientOptions::default()).expect("cert");
+            revoked.push(pair.serial.clone());
+            certs.insert(id.clone(), pair);
+        }
+        let crl = ca
+            .crl(&revoked, time::OffsetDateTime::now_utc() + time::Duration::days(7))
+            .expect("CRL");
+        write(&root.join("ca.crl"), &crl);
+        let config_text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\npath = \"data/population\"\n\n[audit]\ndir = \"data/audit\"\n{}\n[cache]\n{}\n[limits]\n{}\n{}\n{}",
+            opts.audit_toml, opts.cache_toml, opts.limits_toml, opts.clients_toml, opts.extra_toml
+        );
+        let config_path = root.join("popgate.toml");
+        write(&config_path, &config_text);
+        let config = Config::load(&config_path).expect("test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = Server::build(config).expect("server");
+        let gateway = server.gateway().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            server
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        TestGateway {
+            addr,
+            dir,
+            ca,
+            gateway,
+            certs: std::sync::Mutex::new(certs),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn audit_dir(&self) -> PathBuf {
+        self.path("data/audit")
+    }
+
+    /// The certificate of client `id` (issued on first use).
+    pub fn cert(&self, id: &str) -> CertPair {
+        let mut certs = self.certs.lock().unwrap();
+        certs
+            .entry(id.to_owned())
+            .or_insert_with(|| {
+                self.ca
+                    .client_cert(id, &ClientOptions::default())
+                    .expect("client cert")
+            })
+            .clone()
+    }
+
+    pub fn tls_for(&self, id: &str) -> ClientTls {
+        let pair = self.cert(id);
+        ClientTls {
+            ca_pem: self.ca.cert_pem(),
+            cert_pem: pair.cert_pem,
+            key_pem: pair.key_pem,
+        }
+    }
+
+    /// A new mTLS connection as client `id`.
+    pub async fn channel(&self, id: &str) -> Channel {
+        connect(&self.addr.to_string(), "localhost", &self.tls_for(id))
+            .await
+            .expect("connect")
+    }
+
+    pub async fn agency(&self, id: &str) -> IdentityGatewayClient<Channel> {
+        IdentityGatewayClient::new(self.channel(id).await)
+    }
+
+    pub async fn registry(&self) -> RegistryAdminClient<Channel> {
+        RegistryAdminClient::new(self.channel("registry").await)
+    }
+
+    pub async fn operator(&self) -> OperatorClient<Channel> {
+        OperatorClient::new(self.channel("operator").await)
+    }
+
+    /// Stops the server and waits until it has finished (audit synced).
+    pub async fn stop(mut self) -> (tempfile::TempDir, DevCa) {
+        self.shutdown_and_wait().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp"));
+        (dir, self.ca.clone())
+    }
+
+    async fn shutdown_and_wait(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task");
+        }
+    }
+}
+
+/// A valid citizen record for `id` (which must encode a 1987 male, e.g. "001087000001").
+pub fn citizen(id: &str, name: &str) -> pb::Citizen {
+    let id_parsed = popgate::id::CitizenId::parse(id, 2026).expect("test id");
+    let year = id_parsed.birth_year();
+    let sex = match id_parsed.sex() {
+        popgate::id::IdSex::Male => pb::Sex::Male,
+        popgate::id::IdSex::Female => pb::Sex::Female,
+    };
+    pb::Citizen {
+        citizen_id: id.into(),
+        full_name: name.into(),
+        date_of_birth: format!("{year}-03-14"),
+        sex: sex as i32,
+        place_of_origin: "Xã Yên Lư, Bắc Giang".into(),
+        permanent_address: "Số 18, Phường Láng Hạ, Quận Đống Đa, Hà Nội".into(),
+        current_address: "Số 18, Phường Láng Hạ, Quận Đống Đa, Hà Nội".into(),
+        ethnicity: "Kinh".into(),
+        religion: "Không".into(),
+        nationality: "Việt Nam".into(),
+        card_issued_on: format!("{}-06-02", year + 20),
+        card_expires_on: format!("{}-03-14", year + 40),
+        household_head_id: id.into(),
+        life_status: pb::LifeStatus::Alive as i32,
+        version: 0,
+        updated_at: None,
+    }
+}
+
+/// Creates `c` through the public API and returns its version.
+pub async fn put(gw: &TestGateway, c: pb::Citizen) -> u64 {
+    gw.registry()
+        .await
+        .put_citizen(pb::PutCitizenRequest {
+            citizen: Some(c),
+            expected_version: 0,
+        })
+        .await
+        .expect("put")
+        .into_inner()
+        .version
+}
+
+pub fn lookup_req(id: &str, fields: &[&str], purpose: &str) -> pb::LookupRequest {
+    pb::LookupRequest {
+        citizen_id: id.into(),
+        read_mask: (!fields.is_empty()).then(|| prost_types::FieldMask {
+            paths: fields.iter().map(|s| s.to_string()).collect(),
+        }),
+        purpose: purpose.into(),
+        request_id: format!("req-{id}"),
+    }
+}
