@@ -22,6 +22,7 @@ use crate::fields::{Field, FieldSet, project};
 use crate::id::CitizenId;
 use crate::identity::Peer;
 use crate::limits::{ClientLimit, Limits};
+use crate::metrics::Metrics;
 use crate::matching::{Mode, parse_date, text_matches};
 use crate::pb;
 use crate::policy::{Client, Policy, truncate};
@@ -117,6 +118,7 @@ pub struct Gateway {
     limits: Limits,
     audit: AuditLog,
     stats: Stats,
+    metrics: Metrics,
 }
 
 /// Caller-supplied text kept in audit records is bounded, so a request cannot bloat the log.
@@ -140,6 +142,7 @@ impl Gateway {
             limits,
             audit: parts.audit,
             stats: Stats::default(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -151,6 +154,10 @@ impl Gateway {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn stats(&self) -> &Stats {
@@ -194,10 +201,14 @@ impl Gateway {
         // A configured client calling outside its role is counted; an unknown name is not
         // given counters (that would let anyone grow the map).
         let cn = peer.common_name.clone().unwrap_or_default();
-        if let Some(client) = self.policy.load().clients().find(|c| c.id == cn) {
-            self.stats
-                .count(&self.stats.client(&client.id), Counted::Denied);
+        let known = self.policy.load().clients().any(|c| c.id == cn);
+        if known {
+            self.stats.count(&self.stats.client(&cn), Counted::Denied);
         }
+        self.metrics
+            .requests
+            .with_label_values(&[if known { cn.as_str() } else { "unknown" }, method.name(), "denied"])
+            .inc();
         let ev = AuditEvent {
             client: truncate(&cn, MAX_ECHO).to_owned(),
             cert_sha256: peer.cert_sha256.clone(),
@@ -233,6 +244,10 @@ impl Gateway {
                         retry_after,
                     })?;
                 let permit = self.limits.admit().ok_or_else(|| {
+                    self.metrics
+                        .shed
+                        .with_label_values(&[caller.client.id.as_str()])
+                        .inc();
                     Error::Unavailable(format!(
                         "gateway overloaded: {} calls in flight; retry shortly",
                         self.limits.max_in_flight()
@@ -281,6 +296,7 @@ impl Gateway {
             Err(e @ Error::RateLimited { .. }) => {
                 // Counted now, audited in aggregate by flush_rate_limited.
                 self.stats.count(&caller.counters, Counted::RateLimited);
+                self.count_metrics(&call, "rate_limited");
                 caller.limit.note_refused(call.method, &caller.peer);
                 return Err(e.clone());
             }
@@ -296,6 +312,7 @@ impl Gateway {
                 (o, c, Some(e.to_string()))
             }
         };
+        self.count_metrics(&call, outcome_name(outcome));
         let ev = AuditEvent {
             client: caller.client.id.clone(),
             cert_sha256: caller.peer.cert_sha256.clone(),
@@ -317,6 +334,22 @@ impl Gateway {
             value,
             audit_seq: seq,
         })
+    }
+
+    fn count_metrics(&self, call: &Call<'_>, outcome: &str) {
+        let client = call.caller.client.id.as_str();
+        let method = call.method.name();
+        let m = &self.metrics;
+        m.requests.with_label_values(&[client, method, outcome]).inc();
+        m.latency
+            .with_label_values(&[method])
+            .observe(call.started.elapsed().as_secs_f64());
+        if call.reused {
+            m.reused.with_label_values(&[client]).inc();
+        }
+        if outcome == "rate_limited" {
+            m.rate_limited.with_label_values(&[client]).inc();
+        }
     }
 
     /// The record for `id` from the reuse cache or the store: (record, reused).
@@ -566,6 +599,18 @@ fn audit_unavailable(e: crate::audit::AuditError) -> Error {
         "audit log unavailable: the gateway releases no data until it can record the access; retry later"
             .into(),
     )
+}
+
+/// The audit outcome's name in CONTRACT §4, also the metrics label.
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "ok",
+        Outcome::Denied => "denied",
+        Outcome::Invalid => "invalid",
+        Outcome::NotFound => "not_found",
+        Outcome::RateLimited => "rate_limited",
+        Outcome::Error => "error",
+    }
 }
 
 fn now_timestamp() -> prost_types::Timestamp {

@@ -25,6 +25,7 @@ pub mod id;
 pub mod identity;
 pub mod limits;
 pub mod matching;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod server;

@@ -71,6 +71,7 @@ pub struct Server {
     config: Config,
     gateway: Arc<Gateway>,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -104,11 +105,19 @@ impl Server {
             audit,
             max_in_flight: config.limits.max_in_flight,
         }));
+        set_certificate_expiry(&gateway, &config);
         Ok(Server {
             config,
             gateway,
             tls: Arc::new(ArcSwap::new(tls.server_config)),
+            metrics_listener: None,
         })
+    }
+
+    /// Serves Prometheus metrics on `listener` (plain HTTP) alongside the gateway.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Server {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -142,6 +151,9 @@ impl Server {
             .build_v1()
             .map_err(|e| ServerError::Reflection(e.to_string()))?;
 
+        let metrics = self
+            .metrics_listener
+            .map(|l| tokio::spawn(crate::metrics::serve(l, gateway.clone())));
         let max_msg = self.config.limits.max_message_bytes;
         let (tx, rx) = mpsc::channel::<PeerStream>(64);
         let acceptor = tokio::spawn(accept_loop(listener, self.tls.clone(), tx));
@@ -171,6 +183,9 @@ impl Server {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         acceptor.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         // Audit the last refused-for-rate counts, then sync and sign the log's head.
         if let Err(e) = gateway.flush_rate_limited().await {
             tracing::warn!(error = %e, "could not audit the last rate-limited calls");
@@ -220,9 +235,23 @@ impl Reloader {
         }
         self.gateway
             .set_policy(Policy::new(&new, tls.revoked.clone()));
+        set_certificate_expiry(&self.gateway, &new);
         self.tls.store(tls.server_config);
         tracing::info!(clients = new.clients.len(), "configuration reloaded");
         Ok(())
+    }
+}
+
+/// Publishes how many days the server and client-CA certificates have left.
+fn set_certificate_expiry(gateway: &Gateway, config: &Config) {
+    for (label, path) in [("server", &config.tls.cert), ("client_ca", &config.tls.client_ca)] {
+        if let Some(days) = identity::days_until_expiry(path) {
+            gateway
+                .metrics()
+                .cert_expiry_days
+                .with_label_values(&[label])
+                .set(days);
+        }
     }
 }
 

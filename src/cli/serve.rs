@@ -60,8 +60,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
-        let server = Server::build(config)?;
-        tracing::info!(%listen, records = server.gateway().store().len(), "popgate serving");
+        // With port 0 the kernel picks one: report the real address (tests read this line).
+        let bound = listener.local_addr().unwrap_or(listen);
+        let metrics_listen = config.server.metrics_listen;
+        let mut server = Server::build(config)?;
+        if let Some(addr) = metrics_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("server.metrics_listen: cannot listen on {addr}"))?;
+            server = server.with_metrics_listener(l);
+        }
+        tracing::info!(listen = %bound, records = server.gateway().store().len(), "popgate serving");
         spawn_reload_on_sighup(server.reloader(config_path));
         if args.dev {
             super::dev::print_next_steps(&args.dir, listen);

@@ -1,0 +1,218 @@
+//! Prometheus metrics and their plain-HTTP endpoint (`[server] metrics_listen`, `/metrics`).
+//!
+//! Labels carry client ids, methods and outcomes only — never personal data — and client
+//! labels only take configured ids (anything else is `unknown`), so a caller cannot grow the
+//! number of series.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::gateway::Gateway;
+
+/// The gateway's metrics. Cheap to update: a labelled counter is a hash lookup and an add.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub reused: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub shed: IntCounterVec,
+    pub audit_records: IntGauge,
+    pub audit_fsync: HistogramVec,
+    pub audit_queue: IntGauge,
+    pub cache_entries: IntGauge,
+    pub store_records: IntGauge,
+    pub reuse_rate: GaugeVec,
+    pub cert_expiry_days: GaugeVec,
+    pub in_flight: IntGauge,
+    build_info: IntGaugeVec,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition")
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let latency_buckets = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let m = Metrics {
+            registry: Registry::new(),
+            requests: counter(
+                "popgate_requests_total",
+                "Calls by client, method and outcome (ok, denied, invalid, not_found, rate_limited, error).",
+                &["client", "method", "outcome"],
+            ),
+            latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "popgate_request_duration_seconds",
+                    "Time from receipt to answer, audit sync included.",
+                )
+                .buckets(latency_buckets.clone()),
+                &["method"],
+            )
+            .expect("static metric definition"),
+            reused: counter(
+                "popgate_reused_total",
+                "Answers served from the reuse cache, by client.",
+                &["client"],
+            ),
+            rate_limited: counter(
+                "popgate_rate_limited_total",
+                "Calls refused or paced for the client's rate.",
+                &["client"],
+            ),
+            shed: counter(
+                "popgate_shed_total",
+                "Calls shed with UNAVAILABLE because the gateway was full.",
+                &["client"],
+            ),
+            audit_records: IntGauge::new(
+                "popgate_audit_last_seq",
+                "Sequence number of the last audit record written.",
+            )
+            .expect("static metric definition"),
+            audit_fsync: HistogramVec::new(
+                HistogramOpts::new("popgate_audit_fsync_seconds", "Duration of audit log syncs.")
+                    .buckets(latency_buckets),
+                &[],
+            )
+            .expect("static metric definition"),
+            audit_queue: IntGauge::new(
+                "popgate_audit_queue_depth",
+                "Audit records waiting to be written.",
+            )
+            .expect("static metric definition"),
+            cache_entries: IntGauge::new("popgate_cache_entries", "Records in the reuse cache.")
+                .expect("static metric definition"),
+            store_records: IntGauge::new("popgate_store_records", "Citizens in the store.")
+                .expect("static metric definition"),
+            reuse_rate: GaugeVec::new(
+                Opts::new(
+                    "popgate_reuse_rate",
+                    "Share of calls answered from the reuse cache since start-up.",
+                ),
+                &[],
+            )
+            .expect("static metric definition"),
+            cert_expiry_days: GaugeVec::new(
+                Opts::new(
+                    "popgate_certificate_expiry_days",
+                    "Days until the certificate expires (server, client CA).",
+                ),
+                &["certificate"],
+            )
+            .expect("static metric definition"),
+            in_flight: IntGauge::new("popgate_in_flight", "Unary calls being served now.")
+                .expect("static metric definition"),
+            build_info: IntGaugeVec::new(
+                Opts::new("popgate_build_info", "Always 1; labels say which build runs."),
+                &["version"],
+            )
+            .expect("static metric definition"),
+        };
+        for c in [
+            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.latency.clone()),
+            Box::new(m.reused.clone()),
+            Box::new(m.rate_limited.clone()),
+            Box::new(m.shed.clone()),
+            Box::new(m.audit_records.clone()),
+            Box::new(m.audit_fsync.clone()),
+            Box::new(m.audit_queue.clone()),
+            Box::new(m.cache_entries.clone()),
+            Box::new(m.store_records.clone()),
+            Box::new(m.reuse_rate.clone()),
+            Box::new(m.cert_expiry_days.clone()),
+            Box::new(m.in_flight.clone()),
+            Box::new(m.build_info.clone()),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    /// The text exposition of every metric, with the gauges that are read on demand updated.
+    pub fn render(&self, gateway: &Gateway) -> String {
+        let stats = gateway.stats_snapshot();
+        self.reuse_rate.with_label_values(&[] as &[&str]).set(stats.reuse_rate);
+        self.store_records.set(stats.records as i64);
+        self.cache_entries.set(gateway.cache().entry_count() as i64);
+        self.in_flight.set(gateway.limits().in_flight() as i64);
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Serves `GET /metrics` over plain HTTP/1.1 on `listener` until the task is dropped. Each
+/// connection gets one answer; a client that sends nothing within 5 s is dropped.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            let head = async {
+                while len < buf.len() {
+                    let n = conn.read(&mut buf[len..]).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    len += n;
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        return Some(());
+                    }
+                }
+                None
+            };
+            if tokio::time::timeout(Duration::from_secs(5), head)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                return;
+            }
+            let line = buf[..len].split(|&b| b == b'\r').next().unwrap_or_default();
+            let (status, body, ctype) = if line.starts_with(b"GET /metrics ") {
+                (
+                    "200 OK",
+                    gateway.metrics().render(&gateway),
+                    "text/plain; version=0.0.4",
+                )
+            } else {
+                ("404 Not Found", "only GET /metrics is served here\n".into(), "text/plain")
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
