@@ -3,11 +3,13 @@
 //! Map of the crate (one module per concern):
 //! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
+//! - [`certs`]: the dev CA, server and client certificates, CRLs, CSR signing, the audit key.
 //! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
 //! - [`store`]: the population store trait and its sled implementation.
 
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod cli;
 pub mod id;
 pub mod store;
