@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod certs;
+
 #[derive(Parser)]
 #[command(name = "popgate", version, about = "Identity gateway to the national population database")]
 pub struct Cli {
@@ -14,12 +16,17 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Dev CA, server and client certificates, CRL, agency CSR signing.
+    Certs(certs::CertsArgs),
+}
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Certs(args) => certs::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
