@@ -2284,6 +2284,95 @@ AlEYxJcGc1BPq4RI5o78nm8O6FKltut4koKNbnqV
         assert!(!client_key_path(dir, "hanoi").exists());
     }
 
+    /// What the gateway will do with these certificates: rustls's own client verifier, fed
+    /// our CA and CRL, accepts the good client and refuses each hostile one.
+    #[test]
+    fn rustls_accepts_and_refuses_what_it_should() {
+        use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+        use rustls::server::WebPkiClientVerifier;
+        use std::sync::Arc;
+
+        let ca = DevCa::generate().unwrap();
+        let good = ca
+            .client_cert("viettel", &ClientOptions::default())
+            .unwrap();
+        let revoked = ca.client_cert("vnpt", &ClientOptions::default()).unwrap();
+        let now = now_secs();
+        let expired = ca
+            .client_cert(
+                "viettel",
+                &ClientOptions {
+                    not_before: now - Duration::days(30),
+                    not_after: now - Duration::days(1),
+                    ..ClientOptions::default()
+                },
+            )
+            .unwrap();
+        let early = ca
+            .client_cert(
+                "viettel",
+                &ClientOptions {
+                    not_before: now + Duration::days(1),
+                    not_after: now + Duration::days(30),
+                    ..ClientOptions::default()
+                },
+            )
+            .unwrap();
+        let server_only = ca
+            .client_cert(
+                "viettel",
+                &ClientOptions {
+                    server_only_eku: true,
+                    ..ClientOptions::default()
+                },
+            )
+            .unwrap();
+        let impostor = DevCa::generate()
+            .unwrap()
+            .client_cert("viettel", &ClientOptions::default())
+            .unwrap();
+        let stranger = DevCa::generate_with_cn("another agency's CA")
+            .unwrap()
+            .client_cert("viettel", &ClientOptions::default())
+            .unwrap();
+        let crl = ca
+            .crl(
+                std::slice::from_ref(&revoked.serial),
+                now + Duration::days(1),
+            )
+            .unwrap();
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(der(ca.cert_pem()))).unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .with_crls([CertificateRevocationListDer::from(der(&crl))])
+        .build()
+        .unwrap();
+        let verify = |pair: &CertPair| {
+            verifier.verify_client_cert(
+                &CertificateDer::from(der(&pair.cert_pem)),
+                &[],
+                UnixTime::now(),
+            )
+        };
+        verify(&good).expect("a good client certificate must be accepted");
+        for (why, pair) in [
+            ("Revoked", &revoked),
+            ("Expired", &expired),
+            ("NotValidYet", &early),
+            ("InvalidPurpose", &server_only),
+            // Same issuer name, different key.
+            ("BadSignature", &impostor),
+            ("UnknownIssuer", &stranger),
+        ] {
+            let err = verify(pair).expect_err(why);
+            assert!(format!("{err:?}").contains(why), "want {why}, got {err:?}");
+        }
+    }
+
     #[test]
     fn errors_say_what_to_do() {
         let tmp = tempdir();
