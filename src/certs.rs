@@ -114,7 +114,7 @@ pub enum CertError {
     )]
     InvalidId { id: String, reason: String },
     #[error(
-        "client id {id:?} is reserved: its certificate files would overwrite the CA, server or audit files; choose another id"
+        "client id {id:?} is reserved: its files would clash with the CA, server, audit or index files; choose another id"
     )]
     ReservedId { id: String },
     #[error(
@@ -150,6 +150,8 @@ pub enum CertError {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     },
+    #[error("{date} cannot be written in a certificate: give a date between the years 0 and 9999")]
+    DateOutOfRange { date: OffsetDateTime },
     #[error("a server certificate needs at least one host name or IP address")]
     NoHosts,
     #[error(
@@ -294,7 +296,7 @@ impl ClientOptions {
         let now = now_secs();
         Self {
             not_before: now - BACKDATE,
-            not_after: now + Duration::days(i64::from(days)),
+            not_after: now.saturating_add(Duration::days(i64::from(days))),
             server_only_eku: false,
         }
     }
@@ -530,7 +532,7 @@ impl DevCa {
         next_update: OffsetDateTime,
         number: u64,
     ) -> Result<String, CertError> {
-        let (this_update, next_update) = (utc_secs(this_update), utc_secs(next_update));
+        let (this_update, next_update) = (x509_time(this_update)?, x509_time(next_update)?);
         if next_update <= this_update {
             return Err(CertError::InvalidValidity {
                 not_before: this_update,
@@ -544,13 +546,15 @@ impl DevCa {
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
-                .map(|r| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(r.serial.as_bytes()),
-                    revocation_time: utc_secs(r.revoked_at),
-                    reason_code: None,
-                    invalidity_date: None,
+                .map(|r| {
+                    Ok(RevokedCertParams {
+                        serial_number: SerialNumber::from_slice(r.serial.as_bytes()),
+                        revocation_time: x509_time(r.revoked_at)?,
+                        reason_code: None,
+                        invalidity_date: None,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, CertError>>()?,
             key_identifier_method: self.key_id.clone(),
         };
         let crl = params
@@ -589,7 +593,7 @@ fn eku(opts: &ClientOptions) -> ExtendedKeyUsagePurpose {
 }
 
 fn validity(opts: &ClientOptions) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
-    let (not_before, not_after) = (utc_secs(opts.not_before), utc_secs(opts.not_after));
+    let (not_before, not_after) = (x509_time(opts.not_before)?, x509_time(opts.not_after)?);
     if not_after <= not_before {
         return Err(CertError::InvalidValidity {
             not_before,
@@ -1359,8 +1363,18 @@ fn hex(bytes: &[u8]) -> String {
 /// Certificates carry whole seconds; truncating up front keeps `index.json` equal to what
 /// the certificate says.
 fn utc_secs(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
     t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// [`utc_secs`], refusing the years X.509 cannot encode (rcgen would panic on them).
+fn x509_time(t: OffsetDateTime) -> Result<OffsetDateTime, CertError> {
+    let t = utc_secs(t);
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(CertError::DateOutOfRange { date: t })
+    }
 }
 
 fn now_secs() -> OffsetDateTime {
@@ -1369,7 +1383,8 @@ fn now_secs() -> OffsetDateTime {
 
 /// RFC 3339 in UTC with a `Z`, e.g. `2026-11-24T05:00:00Z`.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
+    t.checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
@@ -1673,6 +1688,26 @@ AlEYxJcGc1BPq4RI5o78nm8O6FKltut4koKNbnqV
             ca.client_cert("viettel", &empty),
             Err(CertError::InvalidValidity { .. })
         ));
+
+        let ancient = ClientOptions {
+            not_before: time::macros::datetime!(-0001-01-01 00:00 UTC),
+            ..ClientOptions::default()
+        };
+        assert!(matches!(
+            ca.client_cert("viettel", &ancient),
+            Err(CertError::DateOutOfRange { .. })
+        ));
+        // Absurd lengths saturate at the end of year 9999 instead of overflowing.
+        let far = ClientOptions::valid_for_days(u32::MAX);
+        assert_eq!(
+            ca.client_cert("viettel", &far).unwrap().not_after.year(),
+            9999
+        );
+        let y1949 = ClientOptions {
+            not_before: time::macros::datetime!(1949-06-01 00:00 UTC),
+            ..ClientOptions::default()
+        };
+        ca.client_cert("viettel", &y1949).unwrap();
 
         // Any CN is accepted in memory, so tests can present unknown or odd identities.
         let d = der(&ca
