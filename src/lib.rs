@@ -1,19 +1,37 @@
 //! popgate: a gRPC gateway with mTLS between agencies and a national population database.
 //!
-//! Map of the crate (one module per concern):
+//! Map of the crate (one module per concern). A request flows
+//! `server` (TCP, TLS) → `grpc` (thin handlers) → `gateway` (identity → `policy` → `limits` →
+//! `cache`/`store` → `audit` → answer):
+//!
 //! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
-//! - [`cli`]: the `popgate` command line, one file per subcommand.
-//! - [`config`]: the typed, validated configuration file.
-//! - [`fields`]: Citizen field names, rights sets and projection.
-//! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
-//! - [`matching`]: Verify's EXACT and LOOSE comparison of claims.
+//! - [`server`]: wiring: accept loop, TLS, HTTP/2 limits, services, reload, shutdown.
+//! - [`grpc`]: the tonic services and the one error-to-status mapping; no rules live there.
+//! - [`gateway`]: the domain pipeline of every call; never imports tonic.
+//! - [`identity`]: TLS setup and the caller's certificate (CN, fingerprint, serial).
+//! - [`policy`]: clients, roles, field rights and purposes.
+//! - [`limits`]: per-client rate limits and the in-flight bound.
+//! - [`cache`]: the shared reuse cache, never stale after a write.
 //! - [`store`]: the population store trait and its sled implementation.
+//! - [`audit`]: the durable, hash-chained audit log and its operator tools.
+//! - [`registry`]: validation of records written with PutCitizen.
+//! - [`fields`]: Citizen field names, rights sets and projection.
+//! - [`matching`]: Verify's EXACT and LOOSE comparison of claims.
+//! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
+//! - [`config`]: the typed, validated configuration file.
+//! - [`error`]: the domain error, classified by whose fault it is.
+//! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
+//! - [`certs`]: the dev CA, server and client certificates, CRLs, CSR signing, the audit key.
+//! - [`synth`]: the deterministic synthetic population.
+//! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
+//! - [`cli`]: the `popgate` command line, one file per subcommand.
 
 #![forbid(unsafe_code)]
 
 #[path = "audit_stub.rs"]
 pub mod audit;
 pub mod cache;
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -2,6 +2,7 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+mod certs;
 mod client;
 mod dev;
 mod render;
@@ -30,6 +31,8 @@ enum Command {
     Lookup(client::LookupArgs),
     /// Verify claims about a citizen (an agency client; prints JSON).
     Verify(client::VerifyArgs),
+    /// Dev CA, server and client certificates, CRL, agency CSR signing.
+    Certs(certs::CertsArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
+        Command::Certs(args) => certs::run(args),
     };
     match result {
         Ok(code) => code,

@@ -135,7 +135,7 @@ impl TestGateway {
         let server = ca
             .server_cert(&["localhost", "127.0.0.1"])
             .expect("server cert");
-        write(&root.join("ca.pem"), &ca.cert_pem());
+        write(&root.join("ca.pem"), ca.cert_pem());
         write(&root.join("server.pem"), &server.cert_pem);
         write(&root.join("server.key"), &server.key_pem);
         let mut certs = std::collections::HashMap::new();
@@ -206,7 +206,7 @@ impl TestGateway {
     pub fn tls_for(&self, id: &str) -> ClientTls {
         let pair = self.cert(id);
         ClientTls {
-            ca_pem: self.ca.cert_pem(),
+            ca_pem: self.ca.cert_pem().to_owned(),
             cert_pem: pair.cert_pem,
             key_pem: pair.key_pem,
         }
@@ -235,7 +235,8 @@ impl TestGateway {
     pub async fn stop(mut self) -> (tempfile::TempDir, DevCa) {
         self.shutdown_and_wait().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp"));
-        (dir, self.ca.clone())
+        let ca = DevCa::from_pem(self.ca.cert_pem(), self.ca.key_pem()).expect("CA");
+        (dir, ca)
     }
 
     async fn shutdown_and_wait(&mut self) {

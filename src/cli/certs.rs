@@ -1,0 +1,274 @@
+//! `popgate certs …`: the dev CA, server and client certificates, revocation, and signing
+//! agencies' CSRs. A thin shell over [`crate::certs`]: parse, call, then say what was
+//! written and what to do next.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use crate::certs;
+
+#[derive(Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    command: CertsCommand,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a CA, a server certificate, an empty CRL and the audit signing key in DIR.
+    Init(InitArgs),
+    /// Issue a client certificate and key: DIR/ID.pem and DIR/ID.key.
+    Issue(IssueArgs),
+    /// Revoke a client's certificate and rewrite DIR/ca.crl.
+    Revoke(RevokeArgs),
+    /// Sign an agency's CSR as its client certificate: DIR/ID.pem.
+    Sign(SignArgs),
+    /// List the client certificates issued from DIR.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Directory to create the CA in; it must not hold one already.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Host name or IP address for the server certificate (repeat for several).
+    #[arg(long = "host", value_name = "HOST", default_values_t = certs::DEFAULT_SERVER_HOSTS.iter().map(|h| h.to_string()))]
+    hosts: Vec<String>,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    /// Directory holding the CA (from `certs init`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Client id: becomes the certificate's CN and must match `[[clients]] id` in the config.
+    #[arg(long)]
+    id: String,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = certs::DEFAULT_DAYS)]
+    days: u32,
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    /// Directory holding the CA (from `certs init`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Client id whose certificate to revoke.
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// Directory holding the CA (from `certs init`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The agency's PKCS#10 CSR (PEM), ECDSA P-256 or RSA ≥ 2048, with CN = ID.
+    #[arg(long, value_name = "FILE")]
+    csr: PathBuf,
+    /// Client id: must equal the CSR's CN.
+    #[arg(long)]
+    id: String,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = certs::DEFAULT_DAYS)]
+    days: u32,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Directory holding the CA (from `certs init`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `popgate certs …`.
+pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CertsCommand::Init(a) => init(a),
+        CertsCommand::Issue(a) => issue(a),
+        CertsCommand::Revoke(a) => revoke(a),
+        CertsCommand::Sign(a) => sign(a),
+        CertsCommand::List(a) => list(a),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let hosts: Vec<&str> = args.hosts.iter().map(String::as_str).collect();
+    let files = certs::init_with_hosts(&args.dir, &hosts)?;
+    println!("created a dev CA in {}:", args.dir.display());
+    let width = files
+        .iter()
+        .map(|p| p.display().to_string().len())
+        .max()
+        .unwrap_or(0);
+    for path in &files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let about = match name {
+            certs::CA_KEY_FILE => {
+                "CA private key (mode 0600): keep it secret, never commit it".to_owned()
+            }
+            certs::CA_CERT_FILE => {
+                "CA certificate: [tls].client_ca, and give it to every client".to_owned()
+            }
+            certs::SERVER_KEY_FILE => "server private key (mode 0600): [tls].key".to_owned(),
+            certs::SERVER_CERT_FILE => {
+                format!("server certificate for {}: [tls].cert", hosts.join(", "))
+            }
+            certs::CRL_FILE => "revocation list, empty for now: [tls].crl".to_owned(),
+            certs::AUDIT_KEY_FILE => {
+                "Ed25519 key that signs audit checkpoints (mode 0600)".to_owned()
+            }
+            certs::AUDIT_PUB_FILE => {
+                "its public key, hex: give it to whoever checks the audit log".to_owned()
+            }
+            certs::INDEX_FILE => {
+                "record of issued and revoked certificates: keep it with the CA".to_owned()
+            }
+            _ => String::new(),
+        };
+        println!("  {:width$}  {about}", path.display());
+    }
+    println!(
+        "next: issue a client certificate with `popgate certs issue --dir {} --id viettel`",
+        args.dir.display()
+    );
+    Ok(())
+}
+
+fn issue(args: IssueArgs) -> anyhow::Result<()> {
+    let issued = certs::issue(&args.dir, &args.id, args.days)?;
+    print_issued(&args.dir, &issued);
+    if let Some(key) = &issued.key_path {
+        println!(
+            "next: add a [[clients]] entry with id = {:?} to the config, and call with \
+             --cert {} --key {} --ca {}",
+            issued.id,
+            issued.cert_path.display(),
+            key.display(),
+            args.dir.join(certs::CA_CERT_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let csr = std::fs::read_to_string(&args.csr)
+        .with_context(|| format!("cannot read the CSR {}", args.csr.display()))?;
+    let issued = certs::sign_csr(&args.dir, &csr, &args.id, args.days)?;
+    print_issued(&args.dir, &issued);
+    println!(
+        "next: send {} and {} to the agency (its private key never leaves it), and add a \
+         [[clients]] entry with id = {:?} to the config",
+        issued.cert_path.display(),
+        args.dir.join(certs::CA_CERT_FILE).display(),
+        issued.id
+    );
+    Ok(())
+}
+
+fn print_issued(dir: &Path, issued: &certs::Issued) {
+    println!(
+        "issued a client certificate for {:?} from the CA in {}: serial {}, valid until {}",
+        issued.id,
+        dir.display(),
+        issued.serial,
+        certs::rfc3339(issued.not_after)
+    );
+    println!("  {}  certificate", issued.cert_path.display());
+    if let Some(key) = &issued.key_path {
+        println!(
+            "  {}  private key (mode 0600): give it only to {}",
+            key.display(),
+            issued.id
+        );
+    }
+}
+
+fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let done = certs::revoke(&args.dir, &args.id)?;
+    if done.already_revoked {
+        println!(
+            "{:?} had no certificate left to revoke; rewrote the CRL anyway",
+            done.id
+        );
+    } else {
+        let serials: Vec<String> = done.serials.iter().map(ToString::to_string).collect();
+        println!("revoked {:?}: serial {}", done.id, serials.join(", "));
+    }
+    println!(
+        "  {}  revocation list, {} revoked certificate(s)",
+        done.crl_path.display(),
+        done.crl_entries
+    );
+    println!(
+        "next: make sure [tls].crl points at {} and restart the gateway so it reads the new list",
+        done.crl_path.display()
+    );
+    Ok(())
+}
+
+fn list(args: ListArgs) -> anyhow::Result<()> {
+    let entries = certs::list(&args.dir)?;
+    let now = OffsetDateTime::now_utc();
+    if args.json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id,
+                    "serial": e.serial.to_string(),
+                    "not_before": certs::rfc3339(e.not_before),
+                    "not_after": certs::rfc3339(e.not_after),
+                    "revoked_at": e.revoked_at.map(certs::rfc3339),
+                    "state": e.state(now).as_str(),
+                    "source": if e.from_csr { "csr" } else { "issued" },
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!(
+            "no client certificates in {}; issue one with `popgate certs issue --dir {} --id ID`",
+            args.dir.display(),
+            args.dir.display()
+        );
+        return Ok(());
+    }
+    let id_width = entries.iter().map(|e| e.id.len()).max().unwrap_or(0).max(2);
+    let serial_width = entries
+        .iter()
+        .map(|e| e.serial.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    println!(
+        "{:id_width$}  {:serial_width$}  {:20}  {:13}  SOURCE",
+        "ID", "SERIAL", "NOT AFTER", "STATE"
+    );
+    for e in &entries {
+        println!(
+            "{:id_width$}  {:serial_width$}  {:20}  {:13}  {}",
+            e.id,
+            e.serial.to_string(),
+            certs::rfc3339(e.not_after),
+            e.state(now).as_str(),
+            if e.from_csr { "csr" } else { "issued" },
+        );
+    }
+    Ok(())
+}
