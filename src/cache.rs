@@ -31,6 +31,7 @@ pub struct ReuseCache {
 }
 
 /// A read's ticket: the stripe's write count seen before reading the store.
+#[derive(Debug)]
 pub struct ReadTicket {
     id: u64,
     writes_seen: u64,

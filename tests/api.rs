@@ -574,8 +574,9 @@ async fn get_stats_counts_calls_and_records() {
     assert_eq!(s.records, 1);
     let m = s.clients.iter().find(|c| c.client_id == "ministry").unwrap();
     assert_eq!((m.requests, m.not_found, m.denied), (5, 1, 1));
-    assert_eq!(m.reused, 2, "the 2nd and 3rd lookups come from the reuse cache");
-    assert!(s.requests >= 5 && s.reused >= 2);
+    // The Put put the new record in the reuse cache, so all three lookups reuse it.
+    assert_eq!(m.reused, 3);
+    assert!(s.requests >= 5 && s.reused >= 3);
     assert!((s.reuse_rate - s.reused as f64 / s.requests as f64).abs() < 1e-9);
 }
 
