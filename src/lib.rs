@@ -5,12 +5,14 @@
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
 //! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
 //! - [`store`]: the population store trait and its sled implementation.
+//! - [`synth`]: the deterministic synthetic population and the bulk loader that seeds a store.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod id;
 pub mod store;
+pub mod synth;
 
 /// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.
 pub mod pb {
