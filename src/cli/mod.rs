@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod seed;
+
 #[derive(Parser)]
 #[command(name = "popgate", version, about = "Identity gateway to the national population database")]
 pub struct Cli {
@@ -14,12 +16,17 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Write N synthetic citizens into a population store (deterministic for a seed).
+    Seed(seed::SeedArgs),
+}
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Seed(args) => seed::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
