@@ -49,6 +49,7 @@ pub mod registry;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod synth;
 
 /// Generated from `proto/popgate/v1/gateway.proto` by `build.rs`.
 pub mod pb {

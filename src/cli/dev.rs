@@ -129,7 +129,7 @@ fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("data/audit"))?;
     let store = SledStore::open(&dir.join("data/population"))?;
     tracing::info!(count = DEV_CITIZENS, "seeding synthetic citizens");
-    synth::seed_store(&store, DEV_CITIZENS, DEV_SEED, |_| {})?;
+    synth::seed_store(&store, &synth::SeedPlan::new(DEV_CITIZENS, DEV_SEED), |_| {})?;
     store.flush()?;
     Ok(())
 }

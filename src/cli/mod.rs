@@ -6,6 +6,7 @@ mod certs;
 mod client;
 mod dev;
 mod render;
+mod seed;
 mod serve;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Verify(client::VerifyArgs),
     /// Dev CA, server and client certificates, CRL, agency CSR signing.
     Certs(certs::CertsArgs),
+    /// Write N synthetic citizens into a population store (deterministic for a seed).
+    Seed(seed::SeedArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
+        Command::Seed(args) => seed::run(args),
     };
     match result {
         Ok(code) => code,
