@@ -157,9 +157,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// The canonical gRPC name of a code, as in the gRPC docs: `PERMISSION_DENIED`.
+fn code_name(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 /// Prints a refused call as JSON and returns exit code 1.
 fn refused(status: tonic::Status) -> ExitCode {
-    let mut out = json!({"error": {"code": format!("{:?}", status.code()), "message": status.message()}});
+    let mut out =
+        json!({"error": {"code": code_name(status.code()), "message": status.message()}});
     if let Some(ms) = status.metadata().get("retry-after-ms").and_then(|v| v.to_str().ok()) {
         out["error"]["retry_after_ms"] = json!(ms);
     }
