@@ -3,6 +3,7 @@
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
 mod certs;
+mod check_config;
 mod client;
 mod dev;
 mod render;
@@ -28,6 +29,8 @@ pub struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Check a configuration file as `serve` would, without serving.
+    CheckConfig(check_config::CheckConfigArgs),
     /// Look up a citizen (an agency client; prints JSON).
     Lookup(client::LookupArgs),
     /// Verify claims about a citizen (an agency client; prints JSON).
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
