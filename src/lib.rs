@@ -5,9 +5,11 @@
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
 //! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
 //! - [`store`]: the population store trait and its sled implementation.
+//! - [`audit`]: the hash-chained, signed audit log: writer with group commit, recovery, verify.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod id;
 pub mod store;
