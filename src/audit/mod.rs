@@ -60,9 +60,13 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod record;
+pub mod recovery;
 pub mod scan;
+pub mod verify;
+pub mod writer;
 
 pub use record::{AuditEvent, Outcome};
+pub use writer::{AuditLog, AuditOptions, AuditStats, Durability};
 
 use thiserror::Error;
 
