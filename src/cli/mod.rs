@@ -2,6 +2,8 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+pub mod audit;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,12 +16,17 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Review and check the audit log.
+    Audit(audit::AuditArgs),
+}
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Audit(args) => audit::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
