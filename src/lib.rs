@@ -28,7 +28,6 @@
 
 #![forbid(unsafe_code)]
 
-#[path = "audit_stub.rs"]
 pub mod audit;
 pub mod cache;
 pub mod certs;

@@ -21,7 +21,7 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     identity::load(&config.tls)?;
     if let Some(key) = &config.audit.signing_key {
-        crate::audit::load_signing_key(key)?;
+        crate::audit::checkpoint::Signer::from_pem_file(key)?;
     }
     println!(
         "{}: ok ({} clients; listen {})",

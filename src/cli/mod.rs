@@ -2,6 +2,7 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+mod audit;
 mod certs;
 mod check_config;
 mod client;
@@ -39,6 +40,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
+    /// Review and check the audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,
