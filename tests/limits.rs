@@ -229,3 +229,94 @@ async fn past_the_in_flight_bound_calls_are_shed_and_admitted_ones_succeed() {
         .await
         .expect("admitted once there is room");
 }
+
+/// Every audit record, from the JSON Lines files of `dir`.
+fn audit_records(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("audit-"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
+    let gw = start(clients(1, 1, 1000, 1000)).await;
+    let mut c = gw.agency("a").await;
+    c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
+    let mut refused = 0;
+    for _ in 0..50 {
+        if c.lookup(lookup_req(ID, &["full_name"], "p")).await.is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 45, "{refused}");
+    gw.gateway.flush_rate_limited().await.unwrap();
+    let records = audit_records(&gw.audit_dir());
+    let limited: Vec<_> = records
+        .iter()
+        .filter(|r| r["outcome"] == "rate_limited")
+        .collect();
+    assert!(limited.len() <= 2, "one record per client and second, not per call: {}", limited.len());
+    let total: u64 = limited.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, refused);
+    assert!(limited.iter().all(|r| r["client"] == "a" && r["method"] == "Lookup"));
+    let stats = gw
+        .gateway
+        .stats()
+        .clients()
+        .into_iter()
+        .find(|s| s.client_id == "a")
+        .unwrap();
+    assert_eq!(stats.rate_limited, refused);
+}
+
+#[tokio::test]
+async fn a_new_rate_takes_effect_on_reload() {
+    let gw = start(clients(1000, 1000, 1000, 1000)).await;
+    let mut c = gw.agency("a").await;
+    for _ in 0..20 {
+        c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
+    }
+    gw.reload_clients(&clients(1, 2, 1000, 1000)).expect("reload");
+    let mut refused = 0;
+    for _ in 0..10 {
+        if let Err(e) = c.lookup(lookup_req(ID, &["full_name"], "p")).await {
+            assert_eq!(e.code(), Code::ResourceExhausted);
+            refused += 1;
+        }
+    }
+    assert!(refused >= 7, "the lower rate was not applied: {refused} refused");
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
+    let gw = TestGateway::start_with(Options {
+        limits_toml: "max_message_bytes = 4096\n".into(),
+        ..Default::default()
+    })
+    .await;
+    put(&gw, citizen(ID, "Nguyễn Văn An")).await;
+    let mut c = gw.agency("ministry").await;
+    let mut big = lookup_req(ID, &["full_name"], "health-insurance");
+    big.request_id = "x".repeat(8192);
+    let e = c.lookup(big).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument),
+        "{e:?}"
+    );
+    c.lookup(lookup_req(ID, &["full_name"], "health-insurance"))
+        .await
+        .expect("the connection and the gateway go on");
+}
