@@ -340,3 +340,45 @@ async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
         .await
         .expect("the connection and the gateway go on");
 }
+
+#[tokio::test]
+async fn connections_past_the_bound_wait_until_one_closes() {
+    let gw = TestGateway::start_with(Options {
+        limits_toml: "max_connections = 2\n".into(),
+        ..Default::default()
+    })
+    .await;
+    put(&gw, citizen(ID, "Nguyễn Văn An")).await; // over a connection that is then closed
+    let mut first = gw.agency("ministry").await;
+    let mut second = gw.agency("ministry").await;
+    for c in [&mut first, &mut second] {
+        c.lookup(lookup_req(ID, &["full_name"], "health-insurance"))
+            .await
+            .unwrap();
+    }
+    // The third is not served while both places are taken…
+    let third = tokio::spawn({
+        let addr = gw.addr.to_string();
+        let tls = gw.tls_for("ministry");
+        async move {
+            let ch = popgate::client::connect(&addr, "localhost", &tls).await?;
+            pb::identity_gateway_client::IdentityGatewayClient::new(ch)
+                .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            anyhow::Ok(())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past the bound"
+    );
+    // …and is once one closes.
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served after a place freed up")
+        .unwrap()
+        .unwrap();
+}
