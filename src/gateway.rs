@@ -128,6 +128,17 @@ const WRITE_STRIPES: usize = 256;
 /// Caller-supplied text kept in audit records is bounded, so a request cannot bloat the log.
 const MAX_ECHO: usize = 128;
 
+/// Refuses a caller's `purpose` or `request_id` that is too long or holds control characters:
+/// both go verbatim into the audit log, which must stay one readable line per record.
+fn check_echoed(field: &str, value: &str) -> Result<(), Error> {
+    if value.chars().count() > MAX_ECHO || value.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "{field}: at most {MAX_ECHO} characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
 fn current_year() -> i32 {
     time::OffsetDateTime::now_utc().year()
 }
@@ -406,6 +417,8 @@ impl Gateway {
         let mut call = self.call(caller, Method::Lookup, &req.purpose, &req.request_id);
         let result = async {
             let _permit = self.admit(caller, admission).await?;
+            check_echoed("request_id", &req.request_id)?;
+            check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
             call.citizen_id = Some(id.to_string());
             let client = &caller.client;
@@ -440,6 +453,8 @@ impl Gateway {
         let mut call = self.call(caller, Method::Verify, &req.purpose, &req.request_id);
         let result = async {
             let _permit = self.admit(caller, admission).await?;
+            check_echoed("request_id", &req.request_id)?;
+            check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
             call.citizen_id = Some(id.to_string());
             let client = &caller.client;
