@@ -125,6 +125,10 @@ pub struct Gateway {
 
 const WRITE_STRIPES: usize = 256;
 
+/// The `client` of aggregated records for refusals of certificates that name no configured
+/// client (the names themselves are in the individual records written within the limit).
+const UNKNOWN_CLIENT: &str = "(unknown)";
+
 /// Caller-supplied text kept in audit records is bounded, so a request cannot bloat the log.
 const MAX_ECHO: usize = 128;
 
@@ -220,6 +224,22 @@ impl Gateway {
         // given counters (that would let anyone grow the map).
         let cn = peer.common_name.clone().unwrap_or_default();
         let known = self.policy.load().clients().any(|c| c.id == cn);
+        // Refusals are rate limited too, or a caller could write audit records as fast as it
+        // can send: a known client's own limiter, one shared limiter for unknown names.
+        // Past it the refusal is still refused, and counted into an aggregated record.
+        let limit = match known {
+            true => self.limits.client(&cn),
+            false => None,
+        }
+        .unwrap_or_else(|| self.limits.unknown());
+        if limit.try_acquire().is_err() {
+            limit.note_refused(method, &peer);
+            if known {
+                self.stats
+                    .count(&self.stats.client(&cn), Counted::RateLimited);
+            }
+            return Err(err);
+        }
         if known {
             self.stats.count(&self.stats.client(&cn), Counted::Denied);
         }
@@ -620,7 +640,8 @@ impl Gateway {
     /// Writes one audit record per client and method for the calls refused for their rate
     /// since the last flush. Run about once a second.
     pub async fn flush_rate_limited(&self) -> Result<(), Error> {
-        for (client, limit) in self.limits.all() {
+        let unknown = (UNKNOWN_CLIENT.to_owned(), self.limits.unknown());
+        for (client, limit) in self.limits.all().into_iter().chain([unknown]) {
             for method in Method::ALL {
                 let (count, peer) = limit.take_refused(method);
                 if count == 0 {

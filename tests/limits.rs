@@ -382,3 +382,53 @@ async fn connections_past_the_bound_wait_until_one_closes() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn refusals_cannot_flood_the_audit_log() {
+    let gw = start(clients(1, 1, 1000, 1000)).await;
+    // A configured agency calling a method outside its role, fast.
+    let mut op = pb::operator_client::OperatorClient::new(gw.channel("a").await);
+    for _ in 0..30 {
+        let e = op.get_stats(pb::GetStatsRequest {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+    }
+    // A certificate from our CA whose name is no client, 250 calls at once.
+    let stranger = gw.agency("stranger").await;
+    let n_unknown = 250;
+    let calls = (0..n_unknown).map(|_| {
+        let mut c = stranger.clone();
+        async move { c.lookup(lookup_req(ID, &["full_name"], "p")).await }
+    });
+    let started = Instant::now();
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.unwrap_err().code(), Code::PermissionDenied);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    gw.gateway.flush_rate_limited().await.unwrap();
+    let records = audit_records(&gw.audit_dir());
+    let count = |client: &str, outcome: &str| -> (usize, u64) {
+        let rs: Vec<_> = records
+            .iter()
+            .filter(|r| r["client"] == client && r["outcome"] == outcome)
+            .collect();
+        let n = rs.iter().map(|r| r["count"].as_u64().unwrap_or(1)).sum();
+        (rs.len(), n)
+    };
+    let (a_denied, _) = count("a", "denied");
+    let (a_agg_records, a_agg) = count("a", "rate_limited");
+    assert!(
+        a_denied <= 2,
+        "{a_denied} individual records for a rate of 1/s"
+    );
+    assert_eq!(a_denied as u64 + a_agg, 30);
+    assert!(a_agg_records <= 2);
+    let (s_denied, _) = count("stranger", "denied");
+    let (_, s_agg) = count("(unknown)", "rate_limited");
+    // The shared limit is 100/s with a burst of 100.
+    let allowed = 100.0 + 100.0 * secs;
+    assert!(
+        (s_denied as f64) <= allowed * 1.05 + 1.0 && (s_denied as u64) < n_unknown,
+        "{s_denied} individual records in {secs:.2}s past the shared limit"
+    );
+    assert_eq!(s_denied as u64 + s_agg, n_unknown);
+}
