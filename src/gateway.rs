@@ -435,8 +435,13 @@ impl Gateway {
         admission: Admission,
     ) -> Result<Audited<pb::LookupResponse>, Error> {
         let mut call = self.call(caller, Method::Lookup, &req.purpose, &req.request_id);
+        // The place in flight is held until the answer is audited: the audit wait is part of
+        // the call's cost.
+        let _permit = match self.admit(caller, admission).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
         let result = async {
-            let _permit = self.admit(caller, admission).await?;
             check_echoed("request_id", &req.request_id)?;
             check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
@@ -471,8 +476,11 @@ impl Gateway {
         admission: Admission,
     ) -> Result<Audited<pb::VerifyResponse>, Error> {
         let mut call = self.call(caller, Method::Verify, &req.purpose, &req.request_id);
+        let _permit = match self.admit(caller, admission).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
         let result = async {
-            let _permit = self.admit(caller, admission).await?;
             check_echoed("request_id", &req.request_id)?;
             check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
@@ -601,12 +609,11 @@ impl Gateway {
     /// GetStats: counters since start-up and the store's size.
     pub async fn get_stats(&self, caller: &Caller) -> Result<Audited<pb::GetStatsResponse>, Error> {
         let call = self.call(caller, Method::GetStats, "", "");
-        let result = async {
-            let _permit = self.admit(caller, Admission::Unary).await?;
-            Ok(self.stats_snapshot())
-        }
-        .await;
-        self.finish(call, result).await
+        let _permit = match self.admit(caller, Admission::Unary).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
+        self.finish(call, Ok(self.stats_snapshot())).await
     }
 
     /// The `GetStats` answer (also used by metrics).
