@@ -146,14 +146,22 @@ async fn a_flood_from_one_client_does_not_refuse_another() {
     // A floods at 10x its rate over three connections.
     let flood_a = async { flood(&gw, "a", 3, 12, Duration::from_secs(secs), Some(1000)).await };
     // B sends at 80% of its rate, evenly.
+    // B sends at 80% of its rate on a fixed timetable (open loop: each call starts at its
+    // tick whatever the latency of the previous one), so its rate is what the limiter sees.
     let steady_b = async {
-        let mut c = gw.agency("b").await;
+        let c = gw.agency("b").await;
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / 160));
-        let (mut ok, mut limited) = (0u64, 0u64);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut calls = tokio::task::JoinSet::new();
         let end = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < end {
             tick.tick().await;
-            match c.lookup(lookup_req(ID, &["full_name"], "p")).await {
+            let mut c = c.clone();
+            calls.spawn(async move { c.lookup(lookup_req(ID, &["full_name"], "p")).await });
+        }
+        let (mut ok, mut limited) = (0u64, 0u64);
+        while let Some(r) = calls.join_next().await {
+            match r.unwrap() {
                 Ok(_) => ok += 1,
                 Err(e) if e.code() == Code::ResourceExhausted => limited += 1,
                 Err(e) => panic!("{e}"),
@@ -164,9 +172,10 @@ async fn a_flood_from_one_client_does_not_refuse_another() {
     let ((_, a_limited, _), (b_ok, b_limited)) = tokio::join!(flood_a, steady_b);
     assert!(a_limited > 0, "A must have been over its rate");
     assert_eq!(b_limited, 0, "B was refused {b_limited} times");
-    // Not a vacuous pass: B really called, many times (the pace B reaches on a loaded
-    // 2-core machine with sync audit is a benchmark figure, not a test's).
-    assert!(b_ok > 100, "B got {b_ok} answers");
+    // Not a vacuous pass: B sent a good part of its 480 calls (a loaded 2-core machine
+    // running the server, A and B in one process delays ticks; the latency figures of this
+    // scenario are a benchmark's, not a test's).
+    assert!(b_ok > 150, "B got {b_ok} answers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
