@@ -270,6 +270,28 @@ impl Gateway {
         Err(err)
     }
 
+    /// Checks a caller again for the next item of a stream it opened earlier: a client removed
+    /// or revoked since (reload) is refused from its next item, and a new rate applies. Not
+    /// audited here: the stream ends with the refusal as its status.
+    pub fn recheck(&self, caller: &Caller, method: Method) -> Result<Caller, Error> {
+        let policy = self.policy.load();
+        let client = policy.authenticate(&caller.peer)?;
+        client.require_role(method.role(), method.name())?;
+        if Arc::ptr_eq(&client, &caller.client) {
+            return Ok(caller.clone());
+        }
+        let limit = self
+            .limits
+            .client(&client.id)
+            .ok_or_else(|| Error::Internal(format!("no limiter for client {:?}", client.id)))?;
+        Ok(Caller {
+            peer: caller.peer.clone(),
+            counters: self.stats.client(&client.id),
+            limit,
+            client,
+        })
+    }
+
     /// Takes rate capacity and a place in flight, per `admission`.
     async fn admit(
         &self,
@@ -373,7 +395,6 @@ impl Gateway {
         outcome: Outcome,
         reason: Option<String>,
     ) -> Result<u64, Error> {
-        self.count_metrics(call, outcome_name(outcome));
         let caller = call.caller;
         let ev = AuditEvent {
             client: caller.client.id.clone(),
@@ -390,7 +411,17 @@ impl Gateway {
             count: None,
             reason,
         };
-        self.audit.append(ev).await.map_err(audit_unavailable)
+        match self.audit.append(ev).await {
+            Ok(seq) => {
+                self.count_metrics(call, outcome_name(outcome));
+                Ok(seq)
+            }
+            Err(e) => {
+                // What the caller got: UNAVAILABLE, not the outcome it would have had.
+                self.count_metrics(call, "error");
+                Err(audit_unavailable(e))
+            }
+        }
     }
 
     fn count_metrics(&self, call: &Call<'_>, outcome: &str) {
@@ -599,7 +630,8 @@ impl Gateway {
                     Err(e) => e,
                     Ok(o) => Error::Internal(format!("store refused a checked write: {o:?}")),
                 };
-                tracing::error!(citizen_id = %id, audit_seq = seq, error = %err, "PutCitizen recorded but not written");
+                // The audit record (by seq) names the citizen; the process log must not.
+                tracing::error!(audit_seq = seq, error = %err, "PutCitizen recorded but not written");
                 self.finish(call, Err::<(), _>(err.clone())).await?;
                 Err(err)
             }

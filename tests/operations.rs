@@ -421,3 +421,29 @@ async fn no_personal_data_reaches_the_logs() {
         assert!(!audit.contains(secret), "{secret:?} found in the audit log");
     }
 }
+
+#[tokio::test]
+async fn a_stream_opened_before_a_revocation_is_refused_from_its_next_item() {
+    let gw = TestGateway::start().await;
+    put(&gw, citizen(ID, "Nguyễn Văn An")).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = gw
+        .agency("ministry")
+        .await
+        .lookup_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(lookup_req(ID, &["full_name"], "health-insurance"))
+        .await
+        .unwrap();
+    let first = answers.message().await.unwrap().unwrap();
+    assert_eq!(first.citizen.unwrap().full_name, "Nguyễn Văn An");
+    gw.revoke(&["ministry"]).expect("reload");
+    tx.send(lookup_req(ID, &["full_name"], "health-insurance"))
+        .await
+        .unwrap();
+    let e = answers.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("revoked"), "{}", e.message());
+}

@@ -19,7 +19,9 @@ use crate::pb::Citizen;
 pub enum StoreError {
     #[error("population store I/O failed: {0}")]
     Io(#[from] sled::Error),
-    #[error("population store holds an undecodable record under key {key}: {source}")]
+    // The key is kept for the caller but left out of the message, which reaches the process
+    // log: a citizen id is personal data there.
+    #[error("population store holds an undecodable record: {source}")]
     Corrupt {
         key: u64,
         source: prost::DecodeError,
