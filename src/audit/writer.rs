@@ -262,7 +262,7 @@ impl AuditLog {
     }
 
     /// `true` while the log accepts records; `false` from the first failed write until writing
-    /// works again. For the gRPC health service.
+    /// works again, and after shutdown. For the gRPC health service.
     pub fn health(&self) -> watch::Receiver<bool> {
         self.inner.shared.health.subscribe()
     }
@@ -335,6 +335,14 @@ struct Writer {
     broken: Option<String>,
     last_probe: Instant,
 
+    /// Moving average of one `fdatasync`, in µs: sets how long to linger (below).
+    sync_avg_us: u64,
+    /// Sync mode: after answering a batch of several callers, the writer waits until then
+    /// before taking the next batch. See [`Writer::after_batch`].
+    linger_until: Option<Instant>,
+    /// No lingering once this many events wait: such a batch amortises a sync anyway.
+    linger_max_items: usize,
+
     buf: Vec<u8>,
     encoded: Vec<Encoded>,
 }
@@ -387,6 +395,9 @@ impl Writer {
             last_checkpoint_at: Instant::now(),
             broken: None,
             last_probe: Instant::now(),
+            sync_avg_us: 0,
+            linger_until: None,
+            linger_max_items: (opts.queue_capacity / 2).max(1),
             buf: Vec::with_capacity(1 << 16),
             encoded: Vec::new(),
             dir: opts.dir,
@@ -449,6 +460,7 @@ impl Writer {
     }
 
     fn append_batch(&mut self, batch: &mut Vec<Pending>) {
+        let batch_len = batch.len();
         let (acked, err) = self.write_batch(batch);
         let first = self.head.seq + 1 - acked as u64;
         for (i, p) in batch.drain(..).enumerate() {
@@ -459,6 +471,30 @@ impl Writer {
             };
             // A caller that went away does not need its answer; the record stays.
             let _ = p.reply.send(r);
+        }
+        self.after_batch(batch_len);
+        // After the replies: a checkpoint costs a sync of its own, which the callers of
+        // this batch need not wait for.
+        if err.is_none()
+            && self.head.seq - self.last_checkpoint_seq >= self.checkpoint_every
+            && let Err(e) = self.checkpoint()
+        {
+            // The records are durable and acknowledged; later calls fail until the
+            // checkpoint can be written, as the log is then not fully working.
+            self.fail(e);
+        }
+    }
+
+    /// Sync mode, after answering a batch of several callers: linger for 1/8 of a typical
+    /// sync (at most 1 ms) before taking the next batch. Without it, the callers just answered
+    /// come back a moment after the next sync started with only those who queued meanwhile,
+    /// and the callers settle into two groups taking turns: half of them per sync. Waiting a
+    /// fraction of a sync lets them join, about doubling records per sync when syncs are slow,
+    /// for at most 12.5% more latency. A lone caller never waits.
+    fn after_batch(&mut self, n: usize) {
+        if self.durability == Durability::Sync && n > 1 && self.broken.is_none() {
+            let linger = Duration::from_micros((self.sync_avg_us / 8).min(1000));
+            self.linger_until = Some(Instant::now() + linger);
         }
     }
 
@@ -520,13 +556,6 @@ impl Writer {
             start = end;
         }
         self.healed();
-        if self.head.seq - self.last_checkpoint_seq >= self.checkpoint_every
-            && let Err(e) = self.checkpoint()
-        {
-            // The records are durable and acknowledged; the next calls fail until the
-            // checkpoint can be written, as the log is then not fully working.
-            self.fail(e);
-        }
         (batch.len(), None)
     }
 
@@ -538,7 +567,14 @@ impl Writer {
             .map_err(|e| msg("cannot write", path, &e))?;
         match self.durability {
             Durability::Sync => {
+                let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
+                let us = t.elapsed().as_micros() as u64;
+                self.sync_avg_us = if self.sync_avg_us == 0 {
+                    us
+                } else {
+                    (self.sync_avg_us * 7 + us) / 8
+                };
                 self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             Durability::Batch => {
@@ -675,6 +711,8 @@ impl Writer {
             self.sync_log()?;
             self.checkpoint()
         })();
+        // No more records are taken.
+        self.set_health(false);
         r.map_err(AuditError::Unavailable)
     }
 }
@@ -733,6 +771,21 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
             let mut q = shared.lock();
             loop {
                 if !q.items.is_empty() {
+                    if let Some(until) = w.linger_until
+                        && !q.closing
+                        && q.items.len() < w.linger_max_items
+                    {
+                        let now = Instant::now();
+                        if now < until {
+                            q = shared
+                                .wake
+                                .wait_timeout(q, until - now)
+                                .map(|(g, _)| g)
+                                .unwrap_or_else(|e| e.into_inner().0);
+                            continue;
+                        }
+                    }
+                    w.linger_until = None;
                     std::mem::swap(&mut q.items, &mut batch);
                     break;
                 }
