@@ -410,11 +410,11 @@ impl Writer {
         if self.file.is_none()
             && let Some(path) = &self.path
         {
-            self.file = Some(open_append(path, self.file_len, &self.dir)?);
+            self.file = Some(open_append(path, &mut self.file_len, &self.dir)?);
         }
         if self.checkpoint_file.is_none() {
             let path = self.dir.join(CHECKPOINT_FILE);
-            self.checkpoint_file = Some(open_append(&path, self.checkpoint_len, &self.dir)?);
+            self.checkpoint_file = Some(open_append(&path, &mut self.checkpoint_len, &self.dir)?);
         }
         Ok(())
     }
@@ -602,7 +602,7 @@ impl Writer {
         self.file = None;
         self.file_len = 0;
         self.path = Some(path.clone());
-        self.file = Some(open_append(&path, 0, &self.dir)?);
+        self.file = Some(open_append(&path, &mut self.file_len, &self.dir)?);
         Ok(())
     }
 
@@ -628,7 +628,7 @@ impl Writer {
         .to_line();
         let path = self.dir.join(CHECKPOINT_FILE);
         if self.checkpoint_file.is_none() {
-            self.checkpoint_file = Some(open_append(&path, self.checkpoint_len, &self.dir)?);
+            self.checkpoint_file = Some(open_append(&path, &mut self.checkpoint_len, &self.dir)?);
         }
         let Some(f) = self.checkpoint_file.as_mut() else {
             return Err("no checkpoint file open".into());
@@ -717,9 +717,10 @@ impl Writer {
     }
 }
 
-/// Opens `path` for appending, creating it if needed, and makes sure it ends at `len`: longer
-/// means bytes of a failed write of ours, which are cut off.
-fn open_append(path: &Path, len: u64, dir: &Path) -> Result<File, String> {
+/// Opens `path` for appending, creating it if needed, and makes sure it ends at `*len`:
+/// longer means bytes of a failed write of ours, which are cut off; shorter means someone else
+/// cut the file, and `*len` follows it (so that cutting back never extends the file).
+fn open_append(path: &Path, len: &mut u64, dir: &Path) -> Result<File, String> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -729,14 +730,15 @@ fn open_append(path: &Path, len: u64, dir: &Path) -> Result<File, String> {
         .metadata()
         .map_err(|e| msg("cannot stat", path, &e))?
         .len();
-    if actual > len {
-        f.set_len(len)
+    if actual > *len {
+        f.set_len(*len)
             .and_then(|()| f.sync_data())
             .map_err(|e| msg("cannot cut back", path, &e))?;
-    } else if actual < len {
-        // Someone else shortened the file. The chain goes on from what was acknowledged, so
-        // `audit verify` shows the loss instead of it being papered over.
-        tracing::error!(file = %path.display(), expected = len, found = actual, "audit log file is shorter than what was written to it");
+    } else if actual < *len {
+        // The chain goes on from what was acknowledged, so `audit verify` shows the loss
+        // instead of it being papered over.
+        tracing::error!(file = %path.display(), expected = *len, found = actual, "audit log file is shorter than what was written to it");
+        *len = actual;
     }
     sync_dir(dir).map_err(|e| msg("cannot sync the directory", dir, &e))?;
     Ok(f)
