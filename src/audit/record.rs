@@ -393,10 +393,26 @@ mod fast {
 
         /// A string without escapes or control characters, borrowed.
         fn string(&mut self) -> Option<Str<'a>> {
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
             self.lit("\"")?;
             let b = self.s.as_bytes();
             let start = self.i;
             let mut j = start;
+            // Eight bytes at a time while none is `"`, `\` or below 0x20 (the bit tricks are
+            // exact about whether a chunk holds one; the byte loop then finds where).
+            while let Some(chunk) = b.get(j..j + 8) {
+                let x = u64::from_le_bytes(chunk.try_into().ok()?);
+                let q = x ^ (LO * u64::from(b'"'));
+                let bs = x ^ (LO * u64::from(b'\\'));
+                let hit = (q.wrapping_sub(LO) & !q)
+                    | (bs.wrapping_sub(LO) & !bs)
+                    | (x.wrapping_sub(LO * 0x20) & !x);
+                if hit & HI != 0 {
+                    break;
+                }
+                j += 8;
+            }
             loop {
                 match *b.get(j)? {
                     b'"' => break,
@@ -627,6 +643,28 @@ mod tests {
             .unwrap()
             .replacen("r-1", "r\u{1}", 1);
         assert!(Record::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn fast_strings_stop_at_every_offset() {
+        // Quotes, backslashes and control characters at every position of a chunk.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for at in 0..20 {
+                let mut e = event();
+                e.request_id = format!("{}{special}{}", "x".repeat(at), "y".repeat(9));
+                let mut out = Vec::new();
+                encode(&mut out, 1, 5, &e, &chain::GENESIS);
+                let r = Record::parse(&out).unwrap();
+                assert_eq!(&*r.request_id, e.request_id, "{special:?} at {at}");
+                assert_eq!(&*r.purpose, e.purpose);
+            }
+        }
+        // Bytes just above the limits pass the fast path.
+        let mut e = event();
+        e.request_id = " !#$[]^_`{|}~\u{7e}ễ".repeat(3);
+        let mut out = Vec::new();
+        encode(&mut out, 1, 5, &e, &chain::GENESIS);
+        assert_eq!(&*fast::parse(&out).unwrap().request_id, e.request_id);
     }
 
     #[test]
