@@ -54,7 +54,15 @@ fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
 }
 
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, AuditError> {
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create the directory", e))?;
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create the directory", e))?;
+        // A new directory's own entry must survive a crash too, or with it every record.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_err(dir, "cannot sync the parent directory", e))?;
+        }
+    }
     let (last_checkpoint, checkpoint_len) = recover_checkpoints(dir)?;
     let files = scan::list_files(dir).map_err(|e| io_err(dir, "cannot list the directory", e))?;
     let Some(last) = files.last() else {
