@@ -4,10 +4,14 @@
 //!
 //! `cargo bench --bench audit_append`. The log lives in a temporary directory under
 //! `$TMPDIR` (the disk matters: put it where `[audit].dir` would be).
+//!
+//! For one plain figure instead of criterion's statistics:
+//! `AUDIT_APPEND_RUN=sync,256,300000 cargo bench --bench audit_append` appends 300,000
+//! records from 256 concurrent callers and prints records/s and records per sync.
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use popgate::audit::chain::GENESIS;
 use popgate::audit::record::encode;
 use popgate::audit::{AuditEvent, AuditLog, AuditOptions, Durability, Outcome};
@@ -120,5 +124,50 @@ fn encode_one(c: &mut Criterion) {
     });
 }
 
+/// `AUDIT_APPEND_RUN=<sync|batch>,<callers>,<records>`: one timed run.
+fn plain_run(spec: &str) {
+    let parts: Vec<&str> = spec.split(',').collect();
+    let (durability, callers, n) = match parts[..] {
+        [m, c, n] => (
+            if m == "batch" {
+                Durability::Batch
+            } else {
+                Durability::Sync
+            },
+            c.parse::<u64>().expect("callers"),
+            n.parse::<u64>().expect("records"),
+        ),
+        _ => panic!("AUDIT_APPEND_RUN=<sync|batch>,<callers>,<records>"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = AuditOptions::new(dir.path());
+    o.durability = durability;
+    rt.block_on(async {
+        let log = AuditLog::open(o).expect("open");
+        let took = run(&log, callers, n).await;
+        let s = log.stats();
+        log.shutdown().await.expect("shutdown");
+        println!(
+            "{spec}: {n} records in {took:.2?} = {:.0} records/s, {:.1} records/sync ({} syncs)",
+            n as f64 / took.as_secs_f64(),
+            s.records as f64 / s.syncs.max(1) as f64,
+            s.syncs
+        );
+    });
+}
+
 criterion_group!(benches, fdatasync_alone, concurrent, encode_one);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("AUDIT_APPEND_RUN") {
+        plain_run(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
