@@ -108,6 +108,7 @@ pub struct Parts {
     pub store: Arc<dyn Store>,
     pub cache: ReuseCache,
     pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
     pub max_in_flight: usize,
 }
 
@@ -118,7 +119,7 @@ pub struct Gateway {
     limits: Limits,
     audit: AuditLog,
     stats: Stats,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Serialise PutCitizen per stripe of ids: check, record and write as one step.
     write_locks: Box<[Arc<tokio::sync::Mutex<()>>]>,
 }
@@ -161,7 +162,7 @@ impl Gateway {
             limits,
             audit: parts.audit,
             stats: Stats::default(),
-            metrics: Metrics::new(),
+            metrics: parts.metrics,
             write_locks: (0..WRITE_STRIPES)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),

@@ -196,6 +196,7 @@ impl Metrics {
         self.in_flight.set(gateway.limits().in_flight() as i64);
         let audit = gateway.audit().stats();
         self.audit_records.set(audit.head_seq as i64);
+        self.audit_queue.set(audit.queued as i64);
         self.audit_syncs.set(audit.syncs as i64);
         self.audit_failures.set(audit.failures as i64);
         self.audit_healthy

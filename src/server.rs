@@ -107,6 +107,11 @@ impl Server {
         audit_options.checkpoint_every = config.audit.checkpoint_every;
         audit_options.checkpoint_secs = config.audit.checkpoint_secs;
         audit_options.signing_key = config.audit.signing_key.clone();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
+        audit_options.on_sync = Some(crate::audit::SyncObserver(Arc::new(move |took| {
+            fsync.observe(took.as_secs_f64())
+        })));
         let audit = AuditLog::open(audit_options).map_err(|source| ServerError::Audit {
             dir: config.audit.dir.display().to_string(),
             source,
@@ -119,6 +124,7 @@ impl Server {
                 Duration::from_secs(config.cache.ttl_secs),
             ),
             audit,
+            metrics,
             max_in_flight: config.limits.max_in_flight,
         }));
         set_certificate_expiry(&gateway, &config);

@@ -49,6 +49,10 @@ async fn metrics_show_the_calls_made() {
     assert!(line(r#"popgate_certificate_expiry_days{certificate="server"}"#) > 300.0);
     assert!(text.contains("popgate_request_duration_seconds_bucket"));
     assert!(text.contains("popgate_build_info{version="));
+    // Every audited call was synced (sync durability): the fsync histogram saw them.
+    assert!(line("popgate_audit_fsync_seconds_count") >= 1.0);
+    assert!(line("popgate_audit_last_seq") >= 5.0);
+    assert_eq!(line("popgate_audit_healthy"), 1.0);
     assert!(!text.contains("Nguyễn"), "personal data in metrics");
 }
 

@@ -79,7 +79,7 @@ pub mod verify;
 pub mod writer;
 
 pub use record::{AuditEvent, Outcome};
-pub use writer::{AuditLog, AuditOptions, AuditStats, Durability};
+pub use writer::{AuditLog, AuditOptions, AuditStats, Durability, SyncObserver};
 
 use thiserror::Error;
 

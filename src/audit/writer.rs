@@ -59,6 +59,18 @@ pub struct AuditOptions {
     /// Events waiting for the writer before `append` itself waits: back-pressure instead of
     /// unbounded memory when the disk is slower than the callers.
     pub queue_capacity: usize,
+    /// Told how long each `fdatasync` took, for the operator's metrics.
+    pub on_sync: Option<SyncObserver>,
+}
+
+/// A callback given each sync's duration (kept cheap: it runs on the writer thread).
+#[derive(Clone)]
+pub struct SyncObserver(pub Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
 }
 
 impl AuditOptions {
@@ -74,6 +86,7 @@ impl AuditOptions {
             checkpoint_secs: 10,
             signing_key: None,
             queue_capacity: 8192,
+            on_sync: None,
         }
     }
 }
@@ -109,6 +122,8 @@ struct Shared {
     done: watch::Sender<Option<Result<(), AuditError>>>,
     counters: Counters,
     head_seq: AtomicU64,
+    /// The queue's bound, to tell how many events wait (bound − free permits).
+    capacity: usize,
 }
 
 #[derive(Default)]
@@ -132,6 +147,8 @@ pub struct AuditStats {
     pub failures: u64,
     /// The seq of the last acknowledged record.
     pub head_seq: u64,
+    /// Events waiting for the writer now.
+    pub queued: u64,
 }
 
 impl Shared {
@@ -205,6 +222,7 @@ impl AuditLog {
             }),
             wake: Condvar::new(),
             permits: Semaphore::new(opts.queue_capacity),
+            capacity: opts.queue_capacity,
             health,
             done,
             counters: Counters::default(),
@@ -276,6 +294,8 @@ impl AuditLog {
             syncs: c.syncs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
             head_seq: self.inner.shared.head_seq.load(Ordering::Relaxed),
+            queued: (self.inner.shared.capacity as u64)
+                .saturating_sub(self.inner.shared.permits.available_permits() as u64),
         }
     }
 
@@ -302,6 +322,7 @@ struct Encoded {
 
 /// The writer thread's state. Nothing else touches the files.
 struct Writer {
+    on_sync: Option<SyncObserver>,
     dir: PathBuf,
     durability: Durability,
     flush: Duration,
@@ -398,6 +419,7 @@ impl Writer {
             sync_avg_us: 0,
             linger_until: None,
             linger_max_items: (opts.queue_capacity / 2).max(1),
+            on_sync: opts.on_sync.clone(),
             buf: Vec::with_capacity(1 << 16),
             encoded: Vec::new(),
             dir: opts.dir,
@@ -569,7 +591,11 @@ impl Writer {
             Durability::Sync => {
                 let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
-                let us = t.elapsed().as_micros() as u64;
+                let took = t.elapsed();
+                if let Some(o) = &self.on_sync {
+                    (o.0)(took);
+                }
+                let us = took.as_micros() as u64;
                 self.sync_avg_us = if self.sync_avg_us == 0 {
                     us
                 } else {
@@ -587,7 +613,11 @@ impl Writer {
     fn sync_log(&mut self) -> Result<(), String> {
         if self.unsynced_since.is_some() {
             if let (Some(f), Some(path)) = (&self.file, &self.path) {
+                let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
+                if let Some(o) = &self.on_sync {
+                    (o.0)(t.elapsed());
+                }
                 self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             self.unsynced_since = None;
