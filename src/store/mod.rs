@@ -26,7 +26,8 @@ pub enum StoreError {
         key: u64,
         source: prost::DecodeError,
     },
-    #[error("cannot open the population store at {path}: {source}")]
+    // The cause is the error's source (shown after it by `{:#}`), not repeated here.
+    #[error("cannot open the population store at {path}")]
     Open { path: String, source: sled::Error },
 }
 
