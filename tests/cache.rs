@@ -21,7 +21,11 @@ async fn rights_are_applied_after_the_cache() {
     let a = gw
         .agency("ministry")
         .await
-        .lookup(lookup_req(ID, &["full_name", "permanent_address"], "health-insurance"))
+        .lookup(lookup_req(
+            ID,
+            &["full_name", "permanent_address"],
+            "health-insurance",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -29,7 +33,11 @@ async fn rights_are_applied_after_the_cache() {
     // The utility may not: the cached record does not change that.
     let mut utility = gw.agency("utility").await;
     let e = utility
-        .lookup(lookup_req(ID, &["permanent_address"], "electricity-contract"))
+        .lookup(lookup_req(
+            ID,
+            &["permanent_address"],
+            "electricity-contract",
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
@@ -189,7 +197,10 @@ async fn no_read_sees_a_version_older_than_one_acknowledged_before_it_started() 
     for t in readers {
         reads += t.await.unwrap();
     }
-    assert!(writes > 30 && reads > 100, "too little traffic: {writes} writes, {reads} reads");
+    assert!(
+        writes > 30 && reads > 100,
+        "too little traffic: {writes} writes, {reads} reads"
+    );
 }
 
 #[tokio::test]
@@ -215,9 +226,13 @@ async fn the_cache_holds_no_more_than_its_capacity() {
     gw.gateway.store().load_batch(&records).unwrap();
     let mut c = gw.agency("ministry").await;
     for (id, _) in &records {
-        c.lookup(lookup_req(&id.to_string(), &["full_name"], "health-insurance"))
-            .await
-            .unwrap();
+        c.lookup(lookup_req(
+            &id.to_string(),
+            &["full_name"],
+            "health-insurance",
+        ))
+        .await
+        .unwrap();
     }
     gw.gateway.cache().run_pending_tasks();
     let entries = gw.gateway.cache().entry_count();

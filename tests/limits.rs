@@ -235,7 +235,12 @@ fn audit_records(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("audit-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-")
+        })
         .collect();
     files.sort();
     files
@@ -268,10 +273,18 @@ async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
         .iter()
         .filter(|r| r["outcome"] == "rate_limited")
         .collect();
-    assert!(limited.len() <= 2, "one record per client and second, not per call: {}", limited.len());
+    assert!(
+        limited.len() <= 2,
+        "one record per client and second, not per call: {}",
+        limited.len()
+    );
     let total: u64 = limited.iter().map(|r| r["count"].as_u64().unwrap()).sum();
     assert_eq!(total, refused);
-    assert!(limited.iter().all(|r| r["client"] == "a" && r["method"] == "Lookup"));
+    assert!(
+        limited
+            .iter()
+            .all(|r| r["client"] == "a" && r["method"] == "Lookup")
+    );
     let stats = gw
         .gateway
         .stats()
@@ -289,7 +302,8 @@ async fn a_new_rate_takes_effect_on_reload() {
     for _ in 0..20 {
         c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
     }
-    gw.reload_clients(&clients(1, 2, 1000, 1000)).expect("reload");
+    gw.reload_clients(&clients(1, 2, 1000, 1000))
+        .expect("reload");
     let mut refused = 0;
     for _ in 0..10 {
         if let Err(e) = c.lookup(lookup_req(ID, &["full_name"], "p")).await {
@@ -297,7 +311,10 @@ async fn a_new_rate_takes_effect_on_reload() {
             refused += 1;
         }
     }
-    assert!(refused >= 7, "the lower rate was not applied: {refused} refused");
+    assert!(
+        refused >= 7,
+        "the lower rate was not applied: {refused} refused"
+    );
 }
 
 #[tokio::test]
@@ -313,7 +330,10 @@ async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
     big.request_id = "x".repeat(8192);
     let e = c.lookup(big).await.unwrap_err();
     assert!(
-        matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument),
+        matches!(
+            e.code(),
+            Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument
+        ),
         "{e:?}"
     );
     c.lookup(lookup_req(ID, &["full_name"], "health-insurance"))
