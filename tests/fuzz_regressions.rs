@@ -297,3 +297,46 @@ fn audit_verify_on_garbage_files_reports_a_bad_record() {
         }
     }
 }
+
+/// Found by the `audit_dir` target in its first seconds: a log file named for seq 0
+/// (`audit-00000000000000000000.jsonl`). `audit verify` computed "records 1..(0 - 1) are
+/// missing" (a panic where overflow is checked, a message about 18446744073709551615 records
+/// where not), and start-up recovery took seq 0 - 1 as the head, so the gateway would have
+/// written its next record as seq 0. Both now refuse the file by name.
+#[test]
+fn a_log_file_named_for_seq_0_is_reported_not_a_panic() {
+    use popgate::audit::{AuditError, AuditLog, AuditOptions};
+
+    let record = {
+        let mut body = br#"{"seq":1,"ts":"2026-11-24T05:12:33.123456Z","client":"viettel","cert_sha256":"","peer":"","method":"Lookup","fields":[],"purpose":"","request_id":"","outcome":"ok","reused":false,"latency_us":1,"prev":""#.to_vec();
+        body.extend_from_slice("0".repeat(64).as_bytes());
+        body.push(b'"');
+        sealed(&body)
+    };
+    for content in [&b""[..], &record[..], b"garbage\n"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("audit");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(scan::file_name(0)), content).unwrap();
+        let rep = verify(&VerifyOptions {
+            dir: dir.clone(),
+            ..VerifyOptions::default()
+        })
+        .unwrap();
+        assert!(!rep.intact());
+        assert!(
+            rep.problems[0].what.contains("named for seq 0"),
+            "{}",
+            rep.problems[0]
+        );
+        let (code, text) = popgate_verify(&dir);
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("named for seq 0"), "{text}");
+        match AuditLog::open(AuditOptions::new(&dir)) {
+            Err(AuditError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("named for seq 0"), "{reason}")
+            }
+            other => panic!("recovery accepted a file named for seq 0: {other:?}"),
+        }
+    }
+}

@@ -76,6 +76,15 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, AuditError> {
         });
     };
 
+    // popgate names a file for the seq of its first record and seq starts at 1: a file named
+    // for seq 0 is not one of its files, and would put the head before it at seq -1.
+    if let Some(f) = files.iter().find(|f| f.first_seq == 0) {
+        return Err(corrupt(
+            dir,
+            format!("{} is named for seq 0, but seq starts at 1", f.name()),
+        ));
+    }
+
     // The head before the last file: the last record of the file before it.
     let mut base: Option<(Head, u64)> = None;
     if files.len() >= 2 {
