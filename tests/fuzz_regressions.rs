@@ -340,3 +340,49 @@ fn a_log_file_named_for_seq_0_is_reported_not_a_panic() {
         }
     }
 }
+
+/// Found by the `audit_dir` target once the seq-0 fix was in: a lone, empty log file named for
+/// seq 18446744073709551615. Recovery took the seq before it as the head, so the writer thread
+/// overflowed counting past the first record it wrote (a panic that took the audit log down
+/// where overflow is checked; seq 0 after u64::MAX where not). A last record with that seq in
+/// the file before the last one overflowed recovery itself. Both are now refused as corrupt.
+#[test]
+fn a_log_at_the_end_of_u64_is_refused_at_open() {
+    use popgate::audit::{AuditError, AuditLog, AuditOptions};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("named-max");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(scan::file_name(u64::MAX)), b"").unwrap();
+    match AuditLog::open(AuditOptions::new(&dir)) {
+        Err(AuditError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("18446744073709551615"), "{reason}")
+        }
+        other => panic!("recovery accepted a file named for u64::MAX: {other:?}"),
+    }
+
+    // The file before the last ends in a (correctly hashed) record with seq u64::MAX.
+    let dir = tmp.path().join("record-max");
+    fs::create_dir(&dir).unwrap();
+    let mut body = format!(
+        r#"{{"seq":{},"ts":"2026-11-24T05:12:33.123456Z","client":"c","cert_sha256":"","peer":"","method":"Lookup","fields":[],"purpose":"","request_id":"","outcome":"ok","reused":false,"latency_us":1,"prev":""#,
+        u64::MAX
+    )
+    .into_bytes();
+    body.extend_from_slice("0".repeat(64).as_bytes());
+    body.push(b'"');
+    fs::write(dir.join(scan::file_name(1)), sealed(&body)).unwrap();
+    fs::write(dir.join(scan::file_name(2)), b"").unwrap();
+    match AuditLog::open(AuditOptions::new(&dir)) {
+        Err(AuditError::Corrupt { .. }) => {}
+        other => panic!("recovery accepted a head at u64::MAX: {other:?}"),
+    }
+    assert!(
+        !verify(&VerifyOptions {
+            dir,
+            ..VerifyOptions::default()
+        })
+        .unwrap()
+        .intact()
+    );
+}
