@@ -533,14 +533,7 @@ impl Gateway {
             let record = record.ok_or_else(|| Self::not_found(id))?;
             call.fields = claims.items.iter().map(|(f, _)| *f).collect();
             call.reused = reused;
-            let fields: Vec<pb::FieldMatch> = claims
-                .items
-                .iter()
-                .map(|(field, claim)| pb::FieldMatch {
-                    field: field.name().to_owned(),
-                    matched: claim_matches(*field, claim, &record, claims.mode),
-                })
-                .collect();
+            let fields = claims.field_matches(&record);
             let deceased = record.life_status == pb::LifeStatus::Deceased as i32;
             Ok(pb::VerifyResponse {
                 matched: !deceased && fields.iter().all(|f| f.matched),
@@ -758,6 +751,17 @@ fn now_timestamp() -> prost_types::Timestamp {
     }
 }
 
+/// The pure part of Verify: parses the claims of `req` (`INVALID_ARGUMENT` naming the bad one)
+/// and compares each with `record`, in Claims field order. Rights, purpose and the store are
+/// the handler's business, not this function's. Public so that the fuzz targets and tests can
+/// reach the parsing of a decoded request without a server.
+pub fn match_claims(
+    req: &pb::VerifyRequest,
+    record: &pb::Citizen,
+) -> Result<Vec<pb::FieldMatch>, Error> {
+    Ok(Claims::parse(req)?.field_matches(record))
+}
+
 /// One claimed value, parsed.
 enum Claim {
     Text(String),
@@ -785,6 +789,17 @@ struct Claims {
 }
 
 impl Claims {
+    /// One answer per claim, in Claims field order.
+    fn field_matches(&self, record: &pb::Citizen) -> Vec<pb::FieldMatch> {
+        self.items
+            .iter()
+            .map(|(field, claim)| pb::FieldMatch {
+                field: field.name().to_owned(),
+                matched: claim_matches(*field, claim, record, self.mode),
+            })
+            .collect()
+    }
+
     fn parse(req: &pb::VerifyRequest) -> Result<Claims, Error> {
         let mode = match pb::MatchMode::try_from(req.mode) {
             Ok(pb::MatchMode::Unspecified | pb::MatchMode::Exact) => Mode::Exact,

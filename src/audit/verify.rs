@@ -380,7 +380,9 @@ fn scan_chain(
     for (fi, (file, fc)) in files.iter().zip(checks).enumerate() {
         let fc = fc?;
         if file.first_seq != head.seq + 1 {
-            let what = if fi == 0 {
+            let what = if file.first_seq == 0 {
+                "the file is named for seq 0, but seq starts at 1".to_string()
+            } else if fi == 0 {
                 format!(
                     "the log starts at seq {}: records 1..{} are missing",
                     file.first_seq,
