@@ -102,6 +102,23 @@ struct Call<'a> {
     reused: bool,
 }
 
+impl Call<'_> {
+    /// Checks what every agency request carries — the echoed purpose and request id, and
+    /// the citizen id — and notes whose data the call is about.
+    fn subject(
+        &mut self,
+        citizen_id: &str,
+        purpose: &str,
+        request_id: &str,
+    ) -> Result<CitizenId, Error> {
+        check_echoed("request_id", request_id)?;
+        check_echoed("purpose", purpose)?;
+        let id = parse_id(citizen_id)?;
+        self.citizen_id = Some(id.to_string());
+        Ok(id)
+    }
+}
+
 /// The parts a gateway is made of.
 pub struct Parts {
     pub policy: Policy,
@@ -474,10 +491,7 @@ impl Gateway {
             Err(e) => return self.finish(call, Err(e)).await,
         };
         let result = async {
-            check_echoed("request_id", &req.request_id)?;
-            check_echoed("purpose", &req.purpose)?;
-            let id = parse_id(&req.citizen_id)?;
-            call.citizen_id = Some(id.to_string());
+            let id = call.subject(&req.citizen_id, &req.purpose, &req.request_id)?;
             let client = &caller.client;
             let mask = req.read_mask.as_ref().map_or(&[][..], |m| &m.paths[..]);
             let fields = client.read_fields(mask)?;
@@ -513,10 +527,7 @@ impl Gateway {
             Err(e) => return self.finish(call, Err(e)).await,
         };
         let result = async {
-            check_echoed("request_id", &req.request_id)?;
-            check_echoed("purpose", &req.purpose)?;
-            let id = parse_id(&req.citizen_id)?;
-            call.citizen_id = Some(id.to_string());
+            let id = call.subject(&req.citizen_id, &req.purpose, &req.request_id)?;
             let client = &caller.client;
             if client.verify.is_empty() {
                 return Err(Error::PermissionDenied(format!(

@@ -241,31 +241,6 @@ async fn past_the_in_flight_bound_calls_are_shed_and_admitted_ones_succeed() {
         .expect("admitted once there is room");
 }
 
-/// Every audit record, from the JSON Lines files of `dir`.
-fn audit_records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("audit-")
-        })
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
     let gw = start(clients(1, 1, 1000, 1000)).await;
@@ -279,7 +254,7 @@ async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
     }
     assert!(refused >= 45, "{refused}");
     gw.gateway.flush_rate_limited().await.unwrap();
-    let records = audit_records(&gw.audit_dir());
+    let records = common::audit_records(&gw.audit_dir());
     let limited: Vec<_> = records
         .iter()
         .filter(|r| r["outcome"] == "rate_limited")
@@ -416,7 +391,7 @@ async fn refusals_cannot_flood_the_audit_log() {
     }
     let secs = started.elapsed().as_secs_f64();
     gw.gateway.flush_rate_limited().await.unwrap();
-    let records = audit_records(&gw.audit_dir());
+    let records = common::audit_records(&gw.audit_dir());
     let count = |client: &str, outcome: &str| -> (usize, u64) {
         let rs: Vec<_> = records
             .iter()
