@@ -4,6 +4,8 @@
 //! serves normally right after. Prints the peak memory and throughput figures; the figures
 //! themselves are for the closing note, the assertions are behaviour.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -108,14 +110,16 @@ async fn a_flood_is_shed_with_bounded_memory_and_service_resumes() {
             key_pem: pair.key_pem,
         }
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popgate"))
-        .args(["serve", "--config"])
-        .arg(root.join("popgate.toml"))
-        .env("RUST_LOG", "warn,popgate=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped(
+        Command::new(env!("CARGO_BIN_EXE_popgate"))
+            .args(["serve", "--config"])
+            .arg(root.join("popgate.toml"))
+            .env("RUST_LOG", "warn,popgate=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -217,19 +217,17 @@ fn check_config_accepts_a_good_config_and_names_the_key_of_a_bad_one() {
 fn spawn_server(
     config: &std::path::Path,
     log: &str,
-) -> (
-    std::process::Child,
-    String,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let mut child = popgate()
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+) -> (common::Reaped, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = common::Reaped(
+        popgate()
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -384,3 +384,27 @@ pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A child process (a `popgate serve` under test) that is killed when dropped, so a failing
+/// assertion does not leave a server running after the test.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
