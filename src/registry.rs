@@ -32,10 +32,16 @@ pub fn validate(mut c: Citizen, current_year: i32) -> Result<(CitizenId, Citizen
         if value.chars().any(char::is_control) {
             return Err(bad(name, "contains control characters"));
         }
-        if value.chars().count() > MAX_TEXT {
-            return Err(bad(name, format!("longer than {MAX_TEXT} characters")));
+        // Counted after NFC, which can lengthen text (U+FB2C is three characters in NFC): the
+        // limit holds for what is stored, so a stored record always validates again.
+        let normalised: String = value.trim().nfc().collect();
+        if normalised.chars().count() > MAX_TEXT {
+            return Err(bad(
+                name,
+                format!("longer than {MAX_TEXT} characters (in NFC)"),
+            ));
         }
-        *value = value.trim().nfc().collect();
+        *value = normalised;
     }
     if c.full_name.is_empty() {
         return Err(bad("full_name", "is required"));

@@ -386,3 +386,34 @@ fn a_log_at_the_end_of_u64_is_refused_at_open() {
         .intact()
     );
 }
+
+/// Found by the `citizen_record` property "a stored record validates again unchanged":
+/// PutCitizen counted a name's characters before normalising it to NFC, and NFC lengthens some
+/// text (U+FB2C, a Hebrew presentation form, is three characters in NFC). A 200-character
+/// name was stored as 600 characters, past the 256 limit, and the stored record was then
+/// refused when written back. The limit now applies to the text as stored.
+#[test]
+fn put_citizen_limits_the_stored_text_not_the_text_before_nfc() {
+    use popgate::pb::{Citizen, LifeStatus, Sex};
+    use popgate::registry::validate;
+
+    let record = |full_name: String| Citizen {
+        citizen_id: "001203012345".into(),
+        full_name,
+        date_of_birth: "2003-04-05".into(),
+        sex: Sex::Male as i32,
+        life_status: LifeStatus::Alive as i32,
+        ..Default::default()
+    };
+    let expanding = "\u{fb2c}".repeat(200);
+    let err = validate(record(expanding), 2026).unwrap_err().to_string();
+    assert!(
+        err.starts_with("citizen.full_name: longer than 256"),
+        "{err}"
+    );
+    // 85 of them are 255 characters in NFC: accepted, and accepted again as stored.
+    let (_, stored) = validate(record("\u{fb2c}".repeat(85)), 2026).unwrap();
+    assert_eq!(stored.full_name.chars().count(), 255);
+    let (_, again) = validate(stored.clone(), 2026).unwrap();
+    assert_eq!(again, stored);
+}
