@@ -2,6 +2,7 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+mod bench;
 mod certs;
 mod client;
 mod dev;
@@ -36,6 +37,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
+    /// Load generator: load a gateway (or one started in-process with --dev) and report.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
