@@ -29,7 +29,6 @@
 
 #![forbid(unsafe_code)]
 
-#[path = "audit_stub.rs"]
 pub mod audit;
 pub mod bench;
 pub mod cache;

@@ -79,18 +79,17 @@ impl Server {
     pub fn build(config: Config) -> Result<Server, ServerError> {
         let tls = identity::load(&config.tls)?;
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.path)?);
-        let audit = AuditLog::open(AuditOptions {
-            dir: config.audit.dir.clone(),
-            durability: match config.audit.durability {
-                Durability::Sync => crate::audit::Durability::Sync,
-                Durability::Batch => crate::audit::Durability::Batch,
-            },
-            flush_ms: config.audit.flush_ms,
-            roll_bytes: config.audit.roll_bytes,
-            checkpoint_every: config.audit.checkpoint_every,
-            checkpoint_secs: config.audit.checkpoint_secs,
-            signing_key: config.audit.signing_key.clone(),
-        })
+        let mut audit_options = AuditOptions::new(config.audit.dir.clone());
+        audit_options.durability = match config.audit.durability {
+            Durability::Sync => crate::audit::Durability::Sync,
+            Durability::Batch => crate::audit::Durability::Batch,
+        };
+        audit_options.flush_ms = config.audit.flush_ms;
+        audit_options.roll_bytes = config.audit.roll_bytes;
+        audit_options.checkpoint_every = config.audit.checkpoint_every;
+        audit_options.checkpoint_secs = config.audit.checkpoint_secs;
+        audit_options.signing_key = config.audit.signing_key.clone();
+        let audit = AuditLog::open(audit_options)
         .map_err(|source| ServerError::Audit {
             dir: config.audit.dir.display().to_string(),
             source,

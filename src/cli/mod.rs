@@ -2,8 +2,10 @@
 //! `run` function. Errors end in one line on stderr and exit code 2 (bad usage or
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
+mod audit;
 mod bench;
 mod certs;
+mod check_config;
 mod client;
 mod dev;
 mod render;
@@ -29,6 +31,8 @@ pub struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Check a configuration file as `serve` would, without serving.
+    CheckConfig(check_config::CheckConfigArgs),
     /// Look up a citizen (an agency client; prints JSON).
     Lookup(client::LookupArgs),
     /// Verify claims about a citizen (an agency client; prints JSON).
@@ -39,6 +43,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Load generator: load a gateway (or one started in-process with --dev) and report.
     Bench(bench::BenchArgs),
+    /// Review and check the audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -56,11 +62,13 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

@@ -109,6 +109,10 @@ pub struct TestGateway {
     pub dir: tempfile::TempDir,
     pub ca: DevCa,
     pub gateway: Arc<Gateway>,
+    /// Re-reads `popgate.toml` into the running server (as SIGHUP does).
+    pub reloader: popgate::server::Reloader,
+    /// The address of the Prometheus endpoint.
+    pub metrics_addr: SocketAddr,
     certs: std::sync::Mutex<std::collections::HashMap<String, CertPair>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -160,8 +164,15 @@ impl TestGateway {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = Server::build(config).expect("server");
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind metrics");
+        let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
+        let server = Server::build(config)
+            .expect("server")
+            .with_metrics_listener(metrics_listener);
         let gateway = server.gateway().clone();
+        let reloader = server.reloader(config_path.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -176,10 +187,49 @@ impl TestGateway {
             dir,
             ca,
             gateway,
+            reloader,
+            metrics_addr,
             certs: std::sync::Mutex::new(certs),
             shutdown: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// Rewrites the `[[clients]]` of `popgate.toml` (everything after the first `[[clients]]`)
+    /// and reloads the running server.
+    pub fn reload_clients(&self, clients_toml: &str) -> Result<(), popgate::server::ReloadError> {
+        let path = self.path("popgate.toml");
+        let text = std::fs::read_to_string(&path).expect("config");
+        let head = text.split("[[clients]]").next().unwrap_or_default().to_owned();
+        write(&path, &format!("{head}{clients_toml}"));
+        self.reloader.reload()
+    }
+
+    /// Rewrites the CRL to revoke `ids` (certificates issued through [`TestGateway::cert`])
+    /// and reloads.
+    pub fn revoke(&self, ids: &[&str]) -> Result<(), popgate::server::ReloadError> {
+        let serials: Vec<_> = ids.iter().map(|id| self.cert(id).serial).collect();
+        let crl = self
+            .ca
+            .crl(&serials, time::OffsetDateTime::now_utc() + time::Duration::days(7))
+            .expect("CRL");
+        write(&self.path("ca.crl"), &crl);
+        self.reloader.reload()
+    }
+
+    /// The Prometheus text from `/metrics`.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .expect("metrics connect");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("metrics write");
+        let mut out = String::new();
+        conn.read_to_string(&mut out).await.expect("metrics read");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

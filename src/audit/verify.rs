@@ -1,0 +1,357 @@
+//! Checking a whole log: every record's own hash, the `seq`/`prev` chain across files, every
+//! checkpoint (and a witness copy) against the chain, and checkpoint signatures.
+//!
+//! Reads only; never repairs. The scan stops at the first break in the chain, because
+//! everything after it would only repeat the same news.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::chain::{self, Head};
+use super::checkpoint::{self, CHECKPOINT_FILE, Checkpoint, PublicKey};
+use super::record::Record;
+use super::scan::{self, LineReader};
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub dir: PathBuf,
+    /// An operator's earlier copy of `checkpoints.jsonl` (or of some of its lines).
+    pub witness: Option<PathBuf>,
+    /// Checks checkpoint signatures when given; without it signatures are not checked (and the
+    /// report says so), because a key found next to the log proves nothing.
+    pub pubkey: Option<PublicKey>,
+}
+
+/// One thing wrong, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// A log file name, or the checkpoint file's.
+    pub file: String,
+    /// 1-based; 0 when the problem is about a file as a whole.
+    pub line: u64,
+    pub seq: Option<u64>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, " line {}", self.line)?;
+        }
+        if let Some(s) = self.seq {
+            write!(f, " (seq {s})")?;
+        }
+        write!(f, ": {}", self.what)
+    }
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Records checked.
+    pub records: u64,
+    pub files: usize,
+    /// The last record that checked out.
+    pub head: Option<Head>,
+    /// Checkpoints found (the log's own and the witness's).
+    pub checkpoints: usize,
+    pub signatures_checked: bool,
+    /// Worth knowing but not a failure.
+    pub notes: Vec<String>,
+    /// The first break in the chain first (if any), then checkpoint problems.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A checkpoint to hold the chain to, and where it came from.
+struct Expect {
+    hash: String,
+    file: String,
+    line: u64,
+}
+
+/// `seq` of a line that may not parse: records start with `{"seq":<digits>`.
+fn sniff_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// Loads and checks one checkpoint file; problems go to `problems`.
+fn load_checkpoints(
+    path: &Path,
+    label: &str,
+    pubkey: Option<&PublicKey>,
+    expect: &mut BTreeMap<u64, Vec<Expect>>,
+    problems: &mut Vec<Problem>,
+    notes: &mut Vec<String>,
+) -> io::Result<usize> {
+    let cf = checkpoint::read_file(path)?;
+    if cf.torn_bytes > 0 {
+        notes.push(format!(
+            "{label}: its last line is incomplete ({} bytes; being written, or torn by a crash)",
+            cf.torn_bytes
+        ));
+    }
+    let mut last_seq = 0;
+    let mut n = 0;
+    for l in cf.lines {
+        let problem = |what: String, seq: Option<u64>| Problem {
+            file: label.to_string(),
+            line: l.line as u64,
+            seq,
+            what,
+        };
+        let cp: Checkpoint = match l.parsed {
+            Ok(cp) => cp,
+            Err(e) => {
+                problems.push(problem(e, None));
+                continue;
+            }
+        };
+        n += 1;
+        // A checkpoint that fails its signature is reported and then ignored: it must not be
+        // used to judge the records.
+        if let Some(pk) = pubkey {
+            if cp.sig.is_none() {
+                problems.push(problem("checkpoint is not signed".into(), Some(cp.seq)));
+                continue;
+            } else if !pk.verifies(&cp) {
+                problems.push(problem(
+                    "checkpoint signature does not verify with the given public key (forged or altered)".into(),
+                    Some(cp.seq),
+                ));
+                continue;
+            }
+        }
+        if cp.seq <= last_seq {
+            problems.push(problem(
+                format!("checkpoint seq {} does not follow seq {last_seq}", cp.seq),
+                Some(cp.seq),
+            ));
+        }
+        last_seq = last_seq.max(cp.seq);
+        expect.entry(cp.seq).or_default().push(Expect {
+            hash: cp.hash,
+            file: label.to_string(),
+            line: l.line as u64,
+        });
+    }
+    Ok(n)
+}
+
+/// Checks the log in `opts.dir`. `Err` only for I/O trouble reading it (a missing directory);
+/// everything wrong with the contents is in the report.
+pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
+    let mut rep = VerifyReport {
+        signatures_checked: opts.pubkey.is_some(),
+        ..VerifyReport::default()
+    };
+    let mut expect: BTreeMap<u64, Vec<Expect>> = BTreeMap::new();
+    let mut cp_problems = Vec::new();
+    rep.checkpoints += load_checkpoints(
+        &opts.dir.join(CHECKPOINT_FILE),
+        CHECKPOINT_FILE,
+        opts.pubkey.as_ref(),
+        &mut expect,
+        &mut cp_problems,
+        &mut rep.notes,
+    )?;
+    if let Some(w) = &opts.witness {
+        let label = format!("witness {}", w.display());
+        if !w.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file", w.display()),
+            ));
+        }
+        rep.checkpoints += load_checkpoints(
+            w,
+            &label,
+            opts.pubkey.as_ref(),
+            &mut expect,
+            &mut cp_problems,
+            &mut rep.notes,
+        )?;
+    }
+
+    let files = scan::list_files(&opts.dir)?;
+    rep.files = files.len();
+    let chain_problem = scan_chain(&files, &expect, &mut rep)?;
+    let chain_ok = chain_problem.is_none();
+    rep.problems.extend(chain_problem);
+
+    // Checkpoints past the end of an otherwise intact chain: records were cut off.
+    if chain_ok {
+        let head_seq = rep.head.map(|h| h.seq).unwrap_or(0);
+        if let Some((&seq, e)) = expect.range(head_seq + 1..).next_back() {
+            let e = &e[0];
+            let (file, line) = match files.last() {
+                Some(f) => (f.name(), 0),
+                None => ("(no log files)".to_string(), 0),
+            };
+            rep.problems.push(Problem {
+                file,
+                line,
+                seq: Some(head_seq + 1),
+                what: format!(
+                    "the log ends at seq {head_seq} but {} line {} checkpoints seq {seq}: records {}..={seq} were cut off",
+                    e.file,
+                    e.line,
+                    head_seq + 1
+                ),
+            });
+        }
+    }
+    rep.problems.extend(cp_problems);
+
+    if rep.checkpoints == 0 && rep.records > 0 {
+        rep.notes
+            .push("no checkpoints: records cut off the end of the log cannot be detected".into());
+    } else if !rep.signatures_checked && rep.checkpoints > 0 {
+        rep.notes.push(
+            "checkpoint signatures were not checked: pass --pubkey (the audit.pub of `certs init`)"
+                .into(),
+        );
+    }
+    Ok(rep)
+}
+
+/// Walks every record in order; returns the first break.
+fn scan_chain(
+    files: &[scan::LogFile],
+    expect: &BTreeMap<u64, Vec<Expect>>,
+    rep: &mut VerifyReport,
+) -> io::Result<Option<Problem>> {
+    let mut head = Head::EMPTY;
+    let mut prev_hex = chain::to_hex(&head.hash);
+    for (fi, file) in files.iter().enumerate() {
+        let name = file.name();
+        let is_last = fi + 1 == files.len();
+        let problem = |line: u64, seq: Option<u64>, what: String| {
+            Ok(Some(Problem {
+                file: name.clone(),
+                line,
+                seq,
+                what,
+            }))
+        };
+        if file.first_seq != head.seq + 1 {
+            let what = if fi == 0 {
+                format!(
+                    "the log starts at seq {}: records 1..{} are missing",
+                    file.first_seq,
+                    file.first_seq - 1
+                )
+            } else if file.first_seq > head.seq + 1 {
+                format!(
+                    "the file before ends at seq {}: records {}..{} are missing (a file deleted?)",
+                    head.seq,
+                    head.seq + 1,
+                    file.first_seq - 1
+                )
+            } else {
+                format!(
+                    "the file is named for seq {} but the file before ends at seq {}",
+                    file.first_seq, head.seq
+                )
+            };
+            return problem(0, Some(file.first_seq), what);
+        }
+        let mut reader = LineReader::open(&file.path)?;
+        while let Some(line) = reader.next_line()? {
+            let seq_hint = sniff_seq(line.bytes);
+            if !line.complete {
+                if is_last {
+                    rep.notes.push(format!(
+                        "{name} line {}: incomplete last line ({} bytes; being written, or torn by a crash and cut at the next start)",
+                        line.number,
+                        line.bytes.len()
+                    ));
+                    break;
+                }
+                return problem(line.number, seq_hint, "the line has no newline".into());
+            }
+            let Some(hash) = chain::verify_line(line.bytes) else {
+                let what = if chain::line_hash_parts(line.bytes).is_some() {
+                    "the record does not match its hash (edited)"
+                } else {
+                    "the line does not end in a hash (not a record, or edited)"
+                };
+                return problem(line.number, seq_hint, what.into());
+            };
+            let rec = match Record::parse(line.bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    return problem(line.number, seq_hint, format!("not a valid record: {e}"));
+                }
+            };
+            let want = head.seq + 1;
+            if rec.seq != want {
+                let what = if rec.seq > want {
+                    format!(
+                        "seq {} follows seq {}: records {want}..{} are missing (deleted or reordered)",
+                        rec.seq,
+                        head.seq,
+                        rec.seq - 1
+                    )
+                } else {
+                    format!(
+                        "seq {} after seq {}: a record inserted, repeated or reordered",
+                        rec.seq, head.seq
+                    )
+                };
+                return problem(line.number, Some(rec.seq), what);
+            }
+            if *rec.prev != *prev_hex {
+                return problem(
+                    line.number,
+                    Some(rec.seq),
+                    format!(
+                        "prev does not match the hash of seq {}: a record deleted, inserted or replaced before it",
+                        head.seq
+                    ),
+                );
+            }
+            if let Some(es) = expect.get(&rec.seq) {
+                for e in es {
+                    if e.hash != *rec.hash {
+                        return problem(
+                            line.number,
+                            Some(rec.seq),
+                            format!(
+                                "the record's hash differs from the one {} line {} checkpointed",
+                                e.file, e.line
+                            ),
+                        );
+                    }
+                }
+            }
+            head = Head { seq: rec.seq, hash };
+            prev_hex.clear();
+            prev_hex.push_str(&rec.hash);
+            rep.records += 1;
+            rep.head = Some(head);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff() {
+        assert_eq!(sniff_seq(br#"{"seq":123,"ts""#), Some(123));
+        assert_eq!(sniff_seq(br#"{"ts":1}"#), None);
+    }
+}

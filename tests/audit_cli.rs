@@ -1,0 +1,402 @@
+//! `popgate audit …` as an operator runs it: the real binary on a real log. The tamper matrix
+//! edits copies of one log in every way the issue lists and expects `audit verify` to exit 1
+//! naming the first bad record.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use popgate::audit::checkpoint::{self, CHECKPOINT_FILE};
+use popgate::audit::scan;
+use popgate::audit::{AuditEvent, AuditLog, AuditOptions, Outcome};
+
+const CLIENTS: [&str; 3] = ["viettel", "evn-hanoi", "mof"];
+
+fn event(i: u64) -> AuditEvent {
+    let outcome = match i % 10 {
+        7 => Outcome::Denied,
+        8 => Outcome::NotFound,
+        9 => Outcome::Invalid,
+        _ => Outcome::Ok,
+    };
+    AuditEvent {
+        client: CLIENTS[(i % 3) as usize].into(),
+        cert_sha256: "cd".repeat(32),
+        peer: format!("10.0.0.{}:5000", i % 3),
+        method: if i % 2 == 0 { "Lookup" } else { "Verify" },
+        citizen_id: Some(if i % 5 == 0 {
+            "001203004567".to_string()
+        } else {
+            format!("079{i:09}")
+        }),
+        fields: vec!["full_name"],
+        purpose: format!("purpose-{}", i % 3),
+        request_id: format!("req-{i}"),
+        outcome,
+        reused: outcome == Outcome::Ok && i % 4 == 0,
+        latency_us: i,
+        count: None,
+        reason: (outcome == Outcome::Denied).then(|| "field not allowed: religion".to_string()),
+    }
+}
+
+/// A log of `n` records, files of about five records, a signed checkpoint every 10.
+/// Returns (audit dir, public key file).
+fn build_log(root: &Path, n: u64) -> (PathBuf, PathBuf) {
+    let (pem, pub_hex) = checkpoint::generate_signing_key().unwrap();
+    let key = root.join("audit.key");
+    fs::write(&key, pem).unwrap();
+    let pubkey = root.join("audit.pub");
+    fs::write(&pubkey, format!("{pub_hex}\n")).unwrap();
+    let dir = root.join("audit");
+    let mut o = AuditOptions::new(&dir);
+    o.roll_bytes = 2400;
+    o.checkpoint_every = 10;
+    o.signing_key = Some(key);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = AuditLog::open(o).unwrap();
+        for i in 1..=n {
+            assert_eq!(log.append(event(i)).await.unwrap(), i);
+        }
+        log.shutdown().await.unwrap();
+    });
+    (dir, pubkey)
+}
+
+fn popgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn verify(dir: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["audit", "verify", "--dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = popgate(&args);
+    (
+        out.status.code().unwrap(),
+        text(&out.stdout) + &text(&out.stderr),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    scan::list_files(dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect()
+}
+
+fn lines_of(p: &Path) -> Vec<String> {
+    fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn write_lines(p: &Path, lines: &[String]) {
+    let s: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(p, s).unwrap();
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn tamper_matrix() {
+    let root = tempfile::tempdir().unwrap();
+    let (pristine, pubkey) = build_log(root.path(), 40);
+    let pk = pubkey.to_str().unwrap();
+    let all = files(&pristine);
+    assert!(all.len() >= 5, "{all:?}");
+
+    // Intact, with and without the key.
+    let (code, out) = verify(&pristine, &["--pubkey", pk]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("intact: 40 record(s)") && out.contains("signatures verified"),
+        "{out}"
+    );
+    let (code, out) = verify(&pristine, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not checked"), "{out}");
+
+    let mut case = 0;
+    let mut tampered = |edit: &dyn Fn(&Path), expect: &[&str]| {
+        case += 1;
+        let dir = root.path().join(format!("case{case}"));
+        copy_dir(&pristine, &dir);
+        edit(&dir);
+        let (code, out) = verify(&dir, &["--pubkey", pk]);
+        assert_eq!(code, 1, "case {case}: {out}");
+        let first = out.lines().next().unwrap_or_default().to_string();
+        assert!(first.starts_with("NOT INTACT:"), "case {case}: {out}");
+        for e in expect {
+            assert!(first.contains(e), "case {case}: {e:?} not in {first:?}");
+        }
+    };
+    let second = name(&all[1]);
+    let second_first_seq = scan::parse_file_name(&second).unwrap();
+
+    // One byte changed in a record (in its request id).
+    tampered(
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            l[1] = l[1].replacen("req-", "reg-", 1);
+            write_lines(&p, &l);
+        },
+        &[
+            &second,
+            "line 2",
+            &format!("seq {}", second_first_seq + 1),
+            "hash",
+        ],
+    );
+    // One byte changed in a hash.
+    tampered(
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            let last = l[0].len() - 3;
+            let c = if &l[0][last..last + 1] == "0" {
+                "1"
+            } else {
+                "0"
+            };
+            l[0].replace_range(last..last + 1, c);
+            write_lines(&p, &l);
+        },
+        &[&second, "line 1", &format!("seq {second_first_seq}")],
+    );
+    // A record deleted.
+    tampered(
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            l.remove(1);
+            write_lines(&p, &l);
+        },
+        &[
+            &second,
+            "line 2",
+            &format!("seq {}", second_first_seq + 2),
+            "missing",
+        ],
+    );
+    // A record inserted (a copy of another).
+    tampered(
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            let dup = l[0].clone();
+            l.insert(2, dup);
+            write_lines(&p, &l);
+        },
+        &[
+            &second,
+            "line 3",
+            &format!("seq {second_first_seq}"),
+            "inserted",
+        ],
+    );
+    // Two records swapped.
+    tampered(
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            l.swap(1, 2);
+            write_lines(&p, &l);
+        },
+        &[&second, "line 2", &format!("seq {}", second_first_seq + 2)],
+    );
+    // Records cut off the end past a checkpoint (the last file removed, the one before
+    // shortened): the chain alone cannot tell, the checkpoint at 40 does.
+    tampered(
+        &|d| {
+            let fs_ = files(d);
+            fs::remove_file(fs_.last().unwrap()).unwrap();
+            let p = &fs_[fs_.len() - 2];
+            let mut l = lines_of(p);
+            l.pop();
+            write_lines(p, &l);
+        },
+        &["cut off", "checkpoints.jsonl"],
+    );
+    // A whole middle file deleted.
+    tampered(
+        &|d| fs::remove_file(d.join(&second)).unwrap(),
+        &[&name(&all[2]), "missing"],
+    );
+    // A checkpoint forged (the hash of a record changed, the signature kept).
+    tampered(
+        &|d| {
+            let p = d.join(CHECKPOINT_FILE);
+            let mut l = lines_of(&p);
+            l[0] = l[0].replacen("\"seq\":10", "\"seq\":11", 1);
+            write_lines(&p, &l);
+        },
+        &["checkpoints.jsonl line 1", "signature"],
+    );
+
+    // Both files cut consistently: only a witness copy taken earlier shows it.
+    let dir = root.path().join("both-cut");
+    copy_dir(&pristine, &dir);
+    let witness = root.path().join("witness.jsonl");
+    fs::copy(dir.join(CHECKPOINT_FILE), &witness).unwrap();
+    let last = files(&dir).pop().unwrap();
+    let first_of_last = scan::parse_file_name(&name(&last)).unwrap();
+    fs::remove_file(&last).unwrap();
+    let cps: Vec<String> = lines_of(&dir.join(CHECKPOINT_FILE))
+        .into_iter()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["seq"].as_u64().unwrap() < first_of_last
+        })
+        .collect();
+    write_lines(&dir.join(CHECKPOINT_FILE), &cps);
+    let (code, out) = verify(&dir, &["--pubkey", pk]);
+    assert_eq!(code, 0, "undetectable without a witness: {out}");
+    let (code, out) = verify(
+        &dir,
+        &["--pubkey", pk, "--checkpoint", witness.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cut off") && out.contains("witness"), "{out}");
+}
+
+#[test]
+fn query_report_and_stats() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = build_log(root.path(), 30);
+    let d = dir.to_str().unwrap();
+
+    // Query by client, as JSON lines.
+    let out = popgate(&["audit", "query", "--dir", d, "--client", "mof", "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10);
+    assert!(lines.iter().all(|v| v["client"] == "mof"));
+
+    // Query by outcome, as a table.
+    let out = popgate(&["audit", "query", "--dir", d, "--outcome", "denied"]);
+    let t = text(&out.stdout);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("3 record(s)"), "{t}");
+    assert!(t.contains("field not allowed: religion"), "{t}");
+
+    // Time range: nothing before the epoch-ish, everything before far future.
+    let out = popgate(&[
+        "audit",
+        "query",
+        "--dir",
+        d,
+        "--until",
+        "2000-01-01",
+        "--json",
+    ]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let out = popgate(&[
+        "audit",
+        "query",
+        "--dir",
+        d,
+        "--since",
+        "2000-01-01T00:00:00+07:00",
+        "--json",
+    ]);
+    assert_eq!(text(&out.stdout).lines().count(), 30);
+
+    // Report: this citizen's accesses, newest first.
+    let out = popgate(&["audit", "report", "--dir", d, "--citizen", "001203004567"]);
+    let t = text(&out.stdout);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("6 access(es)"), "{t}");
+    let seqs: Vec<u64> = t
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(7).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![30, 25, 20, 15, 10, 5]);
+    let out = popgate(&[
+        "audit",
+        "report",
+        "--dir",
+        d,
+        "--citizen",
+        "001203004567",
+        "--json",
+    ]);
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["seq"], 30);
+
+    // Stats.
+    let out = popgate(&["audit", "stats", "--dir", d, "--json"]);
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["records"], 30);
+    assert_eq!(s["total"]["calls"], 30);
+    assert_eq!(s["total"]["denied"], 3);
+    assert_eq!(s["total"]["not_found"], 3);
+    assert_eq!(s["clients"]["mof"]["calls"], 10);
+    let out = popgate(&["audit", "stats", "--dir", d]);
+    let t = text(&out.stdout);
+    assert!(t.contains("TOTAL") && t.contains("viettel"), "{t}");
+}
+
+#[test]
+fn bad_usage_is_one_line_on_stderr_and_exit_2() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("nope");
+    for args in [
+        vec!["audit", "verify", "--dir", missing.to_str().unwrap()],
+        vec!["audit", "query", "--dir", missing.to_str().unwrap()],
+        vec![
+            "audit",
+            "stats",
+            "--dir",
+            root.path().to_str().unwrap(),
+            "--since",
+            "yesterday",
+        ],
+        vec![
+            "audit",
+            "verify",
+            "--dir",
+            root.path().to_str().unwrap(),
+            "--pubkey",
+            missing.to_str().unwrap(),
+        ],
+    ] {
+        let out = popgate(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // An empty directory is an intact, empty log.
+    let out = popgate(&["audit", "verify", "--dir", root.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+}
