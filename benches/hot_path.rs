@@ -49,10 +49,16 @@ fn id_parsing(c: &mut Criterion) {
 
 fn projection(c: &mut Criterion) {
     let record = sample(CitizenId::from_parts(1, 1987, IdSex::Female, 4321));
-    let two = [Field::FullName, Field::PermanentAddress].into_iter().collect();
+    let two = [Field::FullName, Field::PermanentAddress]
+        .into_iter()
+        .collect();
     let all = Field::ALL.into_iter().collect();
-    c.bench_function("project_2_fields", |b| b.iter(|| project(black_box(&record), two)));
-    c.bench_function("project_all_fields", |b| b.iter(|| project(black_box(&record), all)));
+    c.bench_function("project_2_fields", |b| {
+        b.iter(|| project(black_box(&record), two))
+    });
+    c.bench_function("project_all_fields", |b| {
+        b.iter(|| project(black_box(&record), all))
+    });
 }
 
 fn matching(c: &mut Criterion) {
@@ -83,7 +89,9 @@ fn cache(c: &mut Criterion) {
 
 fn limiter(c: &mut Criterion) {
     let limit = ClientLimit::new(1_000_000_000, 1_000_000_000);
-    c.bench_function("rate_limit_check", |b| b.iter(|| black_box(limit.try_acquire())));
+    c.bench_function("rate_limit_check", |b| {
+        b.iter(|| black_box(limit.try_acquire()))
+    });
     let limits = Limits::new(&popgate::policy::Policy::default(), 1024);
     c.bench_function("in_flight_admit_release", |b| {
         b.iter(|| black_box(limits.admit()))
@@ -109,5 +117,7 @@ fn store_read(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, id_parsing, projection, matching, cache, limiter, store_read);
+criterion_group!(
+    benches, id_parsing, projection, matching, cache, limiter, store_read
+);
 criterion_main!(benches);

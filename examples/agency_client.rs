@@ -17,7 +17,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::{Claims, LookupRequest, MatchMode, VerifyRequest};
 
-async fn connect(certs: &PathBuf, client_id: &str, addr: &str) -> Result<Channel, Box<dyn std::error::Error>> {
+async fn connect(
+    certs: &PathBuf,
+    client_id: &str,
+    addr: &str,
+) -> Result<Channel, Box<dyn std::error::Error>> {
     let read = |name: String| std::fs::read_to_string(certs.join(name));
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read("ca.pem".into())?))
@@ -38,7 +42,9 @@ async fn connect(certs: &PathBuf, client_id: &str, addr: &str) -> Result<Channel
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dev_dir = PathBuf::from(args.next().unwrap_or_else(|| "popgate-dev".into()));
-    let citizen_id = args.next().ok_or("usage: agency_client DEV_DIR CITIZEN_ID [ADDR]")?;
+    let citizen_id = args
+        .next()
+        .ok_or("usage: agency_client DEV_DIR CITIZEN_ID [ADDR]")?;
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7443".into());
     let certs = dev_dir.join("certs");
 

@@ -74,18 +74,16 @@ impl ReuseCache {
     pub fn fill(&self, ticket: ReadTicket, entry: Entry) {
         let Some(cache) = &self.cache else { return };
         let stripe = self.stripe(ticket.id);
-        cache
-            .entry(ticket.id)
-            .and_compute_with(|current| {
-                if stripe.load(Ordering::Acquire) != ticket.writes_seen {
-                    return Op::Nop;
-                }
-                match (current.as_ref().map(|e| e.value()), &entry) {
-                    (Some(Some(have)), Some(new)) if have.version >= new.version => Op::Nop,
-                    (Some(Some(_)), None) => Op::Nop,
-                    _ => Op::Put(entry.clone()),
-                }
-            });
+        cache.entry(ticket.id).and_compute_with(|current| {
+            if stripe.load(Ordering::Acquire) != ticket.writes_seen {
+                return Op::Nop;
+            }
+            match (current.as_ref().map(|e| e.value()), &entry) {
+                (Some(Some(have)), Some(new)) if have.version >= new.version => Op::Nop,
+                (Some(Some(_)), None) => Op::Nop,
+                _ => Op::Put(entry.clone()),
+            }
+        });
     }
 
     /// Records a write: call after the store has the new version, before answering.

@@ -50,7 +50,11 @@ impl ClientTls {
 
 /// Opens an mTLS channel to `addr` (host:port). The server certificate must name
 /// `server_name` (the dev certificates name `localhost` and `127.0.0.1`).
-pub async fn connect(addr: &str, server_name: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+pub async fn connect(
+    addr: &str,
+    server_name: &str,
+    tls: &ClientTls,
+) -> Result<Channel, ClientError> {
     let err = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,

@@ -250,7 +250,10 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// The client's `read` rights as a set (valid once the config is validated).
     pub fn read_set(&self) -> FieldSet {
-        self.read.iter().filter_map(|n| Field::from_name(n)).collect()
+        self.read
+            .iter()
+            .filter_map(|n| Field::from_name(n))
+            .collect()
     }
 
     /// The client's `verify` rights as a set (valid once the config is validated).
@@ -331,7 +334,8 @@ impl Config {
         if let Some(k) = &self.audit.signing_key {
             must_exist("audit.signing_key", k)?;
         }
-        if self.audit.durability == Durability::Batch && !(1..=10_000).contains(&self.audit.flush_ms)
+        if self.audit.durability == Durability::Batch
+            && !(1..=10_000).contains(&self.audit.flush_ms)
         {
             return Err(invalid("audit.flush_ms", "must be between 1 and 10000"));
         }
@@ -409,10 +413,7 @@ fn validate_client(i: usize, c: &ClientConfig) -> Result<(), ConfigError> {
                     format!("{f:?} is not personal data: it always comes back and is not a right")
                 } else {
                     let names: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
-                    format!(
-                        "{f:?} is not a Citizen field; valid: {}",
-                        names.join(", ")
-                    )
+                    format!("{f:?} is not a Citizen field; valid: {}", names.join(", "))
                 };
                 return Err(invalid(ctx(name), why));
             }
@@ -508,24 +509,47 @@ burst = 4000
         let (dir, r) = with_files(GOOD);
         let c = r.unwrap();
         assert_eq!(c.tls.cert, dir.path().join("server.pem"));
-        assert_eq!(c.clients[0].verify_set().names(), ["full_name", "date_of_birth"]);
+        assert_eq!(
+            c.clients[0].verify_set().names(),
+            ["full_name", "date_of_birth"]
+        );
         assert_eq!(c.audit.durability, Durability::Sync);
     }
 
     #[test]
     fn each_bad_config_names_its_key() {
         let cases = [
-            (GOOD.replace("flush_ms = 5", "flush_ms = 5\nbogus = 1"), "bogus"),
-            (GOOD.replace("rate_per_sec = 2000\n", ""), "clients[0].rate_per_sec"),
             (
-                format!("{GOOD}\n[[clients]]\nid = \"viettel\"\nkind = \"telecom\"\nrole = \"agency\"\npurposes = [\"x\"]\nrate_per_sec = 1\n"),
+                GOOD.replace("flush_ms = 5", "flush_ms = 5\nbogus = 1"),
+                "bogus",
+            ),
+            (
+                GOOD.replace("rate_per_sec = 2000\n", ""),
+                "clients[0].rate_per_sec",
+            ),
+            (
+                format!(
+                    "{GOOD}\n[[clients]]\nid = \"viettel\"\nkind = \"telecom\"\nrole = \"agency\"\npurposes = [\"x\"]\nrate_per_sec = 1\n"
+                ),
                 "clients[1].id",
             ),
-            (GOOD.replace("\"full_name\", \"date", "\"fullname\", \"date"), "clients[0].verify"),
-            (GOOD.replace("\"full_name\", \"date", "\"version\", \"date"), "clients[0].verify"),
-            (GOOD.replace("client_ca = \"ca.pem\"", "client_ca = \"nope.pem\""), "tls.client_ca"),
+            (
+                GOOD.replace("\"full_name\", \"date", "\"fullname\", \"date"),
+                "clients[0].verify",
+            ),
+            (
+                GOOD.replace("\"full_name\", \"date", "\"version\", \"date"),
+                "clients[0].verify",
+            ),
+            (
+                GOOD.replace("client_ca = \"ca.pem\"", "client_ca = \"nope.pem\""),
+                "tls.client_ca",
+            ),
             (GOOD.replace("role = \"agency\"", "role = \"king\""), "role"),
-            (GOOD.replace("id = \"viettel\"", "id = \"../etc\""), "clients[0].id"),
+            (
+                GOOD.replace("id = \"viettel\"", "id = \"../etc\""),
+                "clients[0].id",
+            ),
         ];
         for (text, key) in cases {
             let e = err(&text);

@@ -22,8 +22,8 @@ use crate::fields::{Field, FieldSet, project};
 use crate::id::CitizenId;
 use crate::identity::Peer;
 use crate::limits::{ClientLimit, Limits};
-use crate::metrics::Metrics;
 use crate::matching::{Mode, parse_date, text_matches};
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::policy::{Client, Policy, truncate};
 use crate::registry;
@@ -207,7 +207,11 @@ impl Gateway {
         }
         self.metrics
             .requests
-            .with_label_values(&[if known { cn.as_str() } else { "unknown" }, method.name(), "denied"])
+            .with_label_values(&[
+                if known { cn.as_str() } else { "unknown" },
+                method.name(),
+                "denied",
+            ])
             .inc();
         let ev = AuditEvent {
             client: truncate(&cn, MAX_ECHO).to_owned(),
@@ -283,7 +287,11 @@ impl Gateway {
     }
 
     /// Audits a finished call and counts it; the answer is released only after that.
-    async fn finish<T>(&self, call: Call<'_>, result: Result<T, Error>) -> Result<Audited<T>, Error> {
+    async fn finish<T>(
+        &self,
+        call: Call<'_>,
+        result: Result<T, Error>,
+    ) -> Result<Audited<T>, Error> {
         let caller = call.caller;
         let (outcome, counted, reason) = match &result {
             Ok(_) => (
@@ -340,7 +348,9 @@ impl Gateway {
         let client = call.caller.client.id.as_str();
         let method = call.method.name();
         let m = &self.metrics;
-        m.requests.with_label_values(&[client, method, outcome]).inc();
+        m.requests
+            .with_label_values(&[client, method, outcome])
+            .inc();
         m.latency
             .with_label_values(&[method])
             .observe(call.started.elapsed().as_secs_f64());
@@ -683,7 +693,9 @@ impl Claims {
         }
         if let Some(sex) = claims.sex {
             match pb::Sex::try_from(sex) {
-                Ok(s @ (pb::Sex::Male | pb::Sex::Female)) => items.push((Field::Sex, Claim::Sex(s))),
+                Ok(s @ (pb::Sex::Male | pb::Sex::Female)) => {
+                    items.push((Field::Sex, Claim::Sex(s)))
+                }
                 _ => {
                     return Err(Error::InvalidArgument(
                         "claims.sex: must be MALE or FEMALE".into(),

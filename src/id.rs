@@ -20,7 +20,9 @@ pub enum IdError {
     Length(usize),
     #[error("citizen_id must be exactly 12 ASCII digits, found a non-digit at position {0}")]
     NotDigit(usize),
-    #[error("citizen_id has unknown province code {0:03} (digits 1-3; see Circular 07/2016/TT-BCA)")]
+    #[error(
+        "citizen_id has unknown province code {0:03} (digits 1-3; see Circular 07/2016/TT-BCA)"
+    )]
     UnknownProvince(u16),
     #[error("citizen_id encodes birth year {0}, which is in the future (digits 4-6)")]
     FutureBirthYear(i32),

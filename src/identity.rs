@@ -115,7 +115,10 @@ fn invalid(key: &'static str, path: &Path, reason: impl ToString) -> TlsError {
 }
 
 /// Reads the certificates of a PEM file; at least one.
-pub fn load_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn load_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(key, path)?;
     let certs = rustls_pemfile::certs(&mut BufReader::new(pem.as_slice()))
         .collect::<Result<Vec<_>, _>>()
@@ -157,8 +160,8 @@ fn load_crls(
     }
     let mut revoked = HashSet::new();
     for crl in &crls {
-        let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
-            .map_err(|e| invalid("tls.crl", path, e))?;
+        let (_, parsed) =
+            x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| invalid("tls.crl", path, e))?;
         for r in parsed.iter_revoked_certificates() {
             revoked.insert(r.raw_serial().to_vec());
         }

@@ -64,7 +64,14 @@ impl ClientLimit {
     /// caller.
     pub fn take_refused(&self, method: Method) -> (u64, Option<Arc<Peer>>) {
         let n = self.refused[method as usize].swap(0, Ordering::Relaxed);
-        (n, if n > 0 { self.last_refused_peer.load_full() } else { None })
+        (
+            n,
+            if n > 0 {
+                self.last_refused_peer.load_full()
+            } else {
+                None
+            },
+        )
     }
 
     /// Waits until one unit of capacity is free and takes it.
@@ -151,6 +158,9 @@ mod tests {
             assert!(l.try_acquire().is_ok());
         }
         let wait = l.try_acquire().unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
     }
 }

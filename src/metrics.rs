@@ -81,8 +81,11 @@ impl Metrics {
             )
             .expect("static metric definition"),
             audit_fsync: HistogramVec::new(
-                HistogramOpts::new("popgate_audit_fsync_seconds", "Duration of audit log syncs.")
-                    .buckets(latency_buckets),
+                HistogramOpts::new(
+                    "popgate_audit_fsync_seconds",
+                    "Duration of audit log syncs.",
+                )
+                .buckets(latency_buckets),
                 &[],
             )
             .expect("static metric definition"),
@@ -114,7 +117,10 @@ impl Metrics {
             in_flight: IntGauge::new("popgate_in_flight", "Unary calls being served now.")
                 .expect("static metric definition"),
             build_info: IntGaugeVec::new(
-                Opts::new("popgate_build_info", "Always 1; labels say which build runs."),
+                Opts::new(
+                    "popgate_build_info",
+                    "Always 1; labels say which build runs.",
+                ),
                 &["version"],
             )
             .expect("static metric definition"),
@@ -146,7 +152,9 @@ impl Metrics {
     /// The text exposition of every metric, with the gauges that are read on demand updated.
     pub fn render(&self, gateway: &Gateway) -> String {
         let stats = gateway.stats_snapshot();
-        self.reuse_rate.with_label_values(&[] as &[&str]).set(stats.reuse_rate);
+        self.reuse_rate
+            .with_label_values(&[] as &[&str])
+            .set(stats.reuse_rate);
         self.store_records.set(stats.records as i64);
         self.cache_entries.set(gateway.cache().entry_count() as i64);
         self.in_flight.set(gateway.limits().in_flight() as i64);
@@ -205,7 +213,11 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
                     "text/plain; version=0.0.4",
                 )
             } else {
-                ("404 Not Found", "only GET /metrics is served here\n".into(), "text/plain")
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".into(),
+                    "text/plain",
+                )
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -147,12 +147,24 @@ mod tests {
         let cases: Vec<(fn(&mut Citizen), &str)> = vec![
             (|c| c.citizen_id = "12".into(), "citizen.citizen_id"),
             (|c| c.full_name = " ".into(), "citizen.full_name"),
-            (|c| c.date_of_birth = "2003-02-30".into(), "citizen.date_of_birth"),
-            (|c| c.date_of_birth = "1999-01-01".into(), "citizen.date_of_birth"),
+            (
+                |c| c.date_of_birth = "2003-02-30".into(),
+                "citizen.date_of_birth",
+            ),
+            (
+                |c| c.date_of_birth = "1999-01-01".into(),
+                "citizen.date_of_birth",
+            ),
             (|c| c.sex = Sex::Female as i32, "citizen.sex"),
             (|c| c.sex = 7, "citizen.sex"),
-            (|c| c.card_expires_on = "2020-01-01".into(), "citizen.card_expires_on"),
-            (|c| c.household_head_id = "x".into(), "citizen.household_head_id"),
+            (
+                |c| c.card_expires_on = "2020-01-01".into(),
+                "citizen.card_expires_on",
+            ),
+            (
+                |c| c.household_head_id = "x".into(),
+                "citizen.household_head_id",
+            ),
             (|c| c.life_status = 0, "citizen.life_status"),
             (|c| c.religion = "a\nb".into(), "citizen.religion"),
         ];

@@ -89,8 +89,7 @@ impl Server {
         audit_options.checkpoint_every = config.audit.checkpoint_every;
         audit_options.checkpoint_secs = config.audit.checkpoint_secs;
         audit_options.signing_key = config.audit.signing_key.clone();
-        let audit = AuditLog::open(audit_options)
-        .map_err(|source| ServerError::Audit {
+        let audit = AuditLog::open(audit_options).map_err(|source| ServerError::Audit {
             dir: config.audit.dir.display().to_string(),
             source,
         })?;
@@ -243,7 +242,10 @@ impl Reloader {
 
 /// Publishes how many days the server and client-CA certificates have left.
 fn set_certificate_expiry(gateway: &Gateway, config: &Config) {
-    for (label, path) in [("server", &config.tls.cert), ("client_ca", &config.tls.client_ca)] {
+    for (label, path) in [
+        ("server", &config.tls.cert),
+        ("client_ca", &config.tls.client_ca),
+    ] {
         if let Some(days) = identity::days_until_expiry(path) {
             gateway
                 .metrics()
@@ -311,7 +313,9 @@ async fn accept_loop(
                     Some(conn) => {
                         let _ = tx.send(conn).await;
                     }
-                    None => tracing::info!(peer = %addr, "connection without client certificate dropped"),
+                    None => {
+                        tracing::info!(peer = %addr, "connection without client certificate dropped")
+                    }
                 },
                 Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake refused"),
                 Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),

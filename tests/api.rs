@@ -69,7 +69,11 @@ async fn a_field_outside_the_rights_is_denied_by_name() {
     let gw = gateway_with_one().await;
     let mut c = gw.agency("utility").await;
     let e = c
-        .lookup(lookup_req(ID, &["full_name", "permanent_address"], "electricity-contract"))
+        .lookup(lookup_req(
+            ID,
+            &["full_name", "permanent_address"],
+            "electricity-contract",
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
@@ -263,18 +267,30 @@ async fn verify_checks_claims_exact_and_loose() {
         ..Default::default()
     };
     let r = c
-        .verify(verify_req(ID, claims("  nguyễn văn  AN", "1987-03-14"), pb::MatchMode::Unspecified))
+        .verify(verify_req(
+            ID,
+            claims("  nguyễn văn  AN", "1987-03-14"),
+            pb::MatchMode::Unspecified,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(r.matched);
-    let names: Vec<_> = r.fields.iter().map(|f| (f.field.as_str(), f.matched)).collect();
+    let names: Vec<_> = r
+        .fields
+        .iter()
+        .map(|f| (f.field.as_str(), f.matched))
+        .collect();
     assert_eq!(names, [("full_name", true), ("date_of_birth", true)]);
     assert_eq!(r.request_id, "tx-1");
     assert!(r.audit_seq > 0);
 
     let r = c
-        .verify(verify_req(ID, claims("NGUYEN VAN AN", "1987-03-14"), pb::MatchMode::Exact))
+        .verify(verify_req(
+            ID,
+            claims("NGUYEN VAN AN", "1987-03-14"),
+            pb::MatchMode::Exact,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -282,14 +298,22 @@ async fn verify_checks_claims_exact_and_loose() {
     assert!(!r.fields[0].matched && r.fields[1].matched);
 
     let r = c
-        .verify(verify_req(ID, claims("NGUYEN VAN AN", "1987-03-14"), pb::MatchMode::Loose))
+        .verify(verify_req(
+            ID,
+            claims("NGUYEN VAN AN", "1987-03-14"),
+            pb::MatchMode::Loose,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(r.matched);
 
     let r = c
-        .verify(verify_req(ID, claims("NGUYEN VAN AN", "1987-03-15"), pb::MatchMode::Loose))
+        .verify(verify_req(
+            ID,
+            claims("NGUYEN VAN AN", "1987-03-15"),
+            pb::MatchMode::Loose,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -325,7 +349,11 @@ async fn verify_refuses_bad_claims_by_name() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("claims.date_of_birth"), "{}", e.message());
+    assert!(
+        e.message().contains("claims.date_of_birth"),
+        "{}",
+        e.message()
+    );
     let e = c
         .verify(verify_req(ID, pb::Claims::default(), pb::MatchMode::Exact))
         .await
@@ -437,7 +465,14 @@ async fn writes_use_optimistic_concurrency() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Aborted);
-    assert_eq!(reg.put_citizen(put(1, "Y")).await.unwrap().into_inner().version, 2);
+    assert_eq!(
+        reg.put_citizen(put(1, "Y"))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
     let e = reg.put_citizen(put(1, "Z")).await.unwrap_err();
     assert_eq!(e.code(), Code::Aborted);
 }
@@ -456,7 +491,11 @@ async fn put_validates_the_record() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("citizen.date_of_birth"), "{}", e.message());
+    assert!(
+        e.message().contains("citizen.date_of_birth"),
+        "{}",
+        e.message()
+    );
     let e = reg
         .put_citizen(pb::PutCitizenRequest {
             citizen: None,
@@ -495,7 +534,10 @@ async fn streams_answer_every_item_in_order_with_failures_inline() {
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r.request_id, format!("item-{i}"));
     }
-    let codes: Vec<_> = got.iter().map(|r| r.error.as_ref().map(|e| e.code)).collect();
+    let codes: Vec<_> = got
+        .iter()
+        .map(|r| r.error.as_ref().map(|e| e.code))
+        .collect();
     assert_eq!(
         codes,
         [
@@ -563,7 +605,9 @@ async fn get_stats_counts_calls_and_records() {
     let _ = c
         .lookup(lookup_req("001087999999", &[], "health-insurance"))
         .await;
-    let _ = c.lookup(lookup_req(ID, &["religion"], "health-insurance")).await;
+    let _ = c
+        .lookup(lookup_req(ID, &["religion"], "health-insurance"))
+        .await;
     let s = gw
         .operator()
         .await
@@ -572,7 +616,11 @@ async fn get_stats_counts_calls_and_records() {
         .unwrap()
         .into_inner();
     assert_eq!(s.records, 1);
-    let m = s.clients.iter().find(|c| c.client_id == "ministry").unwrap();
+    let m = s
+        .clients
+        .iter()
+        .find(|c| c.client_id == "ministry")
+        .unwrap();
     assert_eq!((m.requests, m.not_found, m.denied), (5, 1, 1));
     // The Put put the new record in the reuse cache, so all three lookups reuse it.
     assert_eq!(m.reused, 3);
@@ -592,7 +640,10 @@ async fn health_and_reflection_are_served() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -612,7 +663,12 @@ async fn health_and_reflection_are_served() {
         panic!("no service list");
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for s in ["popgate.v1.IdentityGateway", "popgate.v1.RegistryAdmin", "popgate.v1.Operator", "grpc.health.v1.Health"] {
+    for s in [
+        "popgate.v1.IdentityGateway",
+        "popgate.v1.RegistryAdmin",
+        "popgate.v1.Operator",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.contains(&s), "{names:?}");
     }
 }

@@ -115,7 +115,12 @@ struct Acked {
     puts: HashMap<String, u64>,
 }
 
-async fn load(addr: String, tls: HashMap<&'static str, ClientTls>, run: usize, acked: Arc<Mutex<Acked>>) {
+async fn load(
+    addr: String,
+    tls: HashMap<&'static str, ClientTls>,
+    run: usize,
+    acked: Arc<Mutex<Acked>>,
+) {
     let reg_ch = connect(&addr, "localhost", &tls["registry"]).await.unwrap();
     let agency_ch = connect(&addr, "localhost", &tls["ministry"]).await.unwrap();
     let mut tasks = Vec::new();
@@ -178,22 +183,28 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
         child.wait().unwrap();
         let _ = load.await;
         let acked = std::mem::take(&mut *acked.lock().unwrap());
-        assert!(acked.calls.len() > 10, "run {run}: too little load ({})", acked.calls.len());
+        assert!(
+            acked.calls.len() > 10,
+            "run {run}: too little load ({})",
+            acked.calls.len()
+        );
 
         // Restart over the same data: recovery must cut any torn tail and go on.
         let (mut child, addr) = spawn(&config);
         let records = audit_records(&audit_dir);
         for (seq, method, id) in &acked.calls {
-            let r = records
-                .get(seq)
-                .unwrap_or_else(|| panic!("run {run}: acknowledged {method} has no audit record {seq}"));
+            let r = records.get(seq).unwrap_or_else(|| {
+                panic!("run {run}: acknowledged {method} has no audit record {seq}")
+            });
             assert_eq!(r["method"], *method);
             assert_eq!(r["citizen_id"], id.as_str());
             assert_eq!(r["outcome"], "ok");
         }
         all_puts.extend(acked.puts);
         let mut agency = IdentityGatewayClient::new(
-            connect(&addr, "localhost", &s.tls["ministry"]).await.unwrap(),
+            connect(&addr, "localhost", &s.tls["ministry"])
+                .await
+                .unwrap(),
         );
         for (id, version) in &all_puts {
             let got = agency

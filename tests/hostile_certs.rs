@@ -86,7 +86,10 @@ async fn raw_channel(
 
 fn is_handshake_refusal(code: Code) -> bool {
     // The call never reaches a handler: tonic reports the broken connection.
-    matches!(code, Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled)
+    matches!(
+        code,
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+    )
 }
 
 #[tokio::test]
@@ -147,7 +150,10 @@ async fn each_bad_certificate_is_refused_at_the_right_place() {
     ];
     for (what, client_tls) in &cases {
         let code = call_with(&gw, client_tls).await;
-        assert!(is_handshake_refusal(code), "{what}: got {code:?}, want a handshake refusal");
+        assert!(
+            is_handshake_refusal(code),
+            "{what}: got {code:?}, want a handshake refusal"
+        );
     }
 
     // No client certificate at all.
@@ -155,7 +161,10 @@ async fn each_bad_certificate_is_refused_at_the_right_place() {
         Err(_) => Code::Unavailable,
         Ok(ch) => call_on(ch).await,
     };
-    assert!(is_handshake_refusal(code), "no client certificate: {code:?}");
+    assert!(
+        is_handshake_refusal(code),
+        "no client certificate: {code:?}"
+    );
 
     // TLS 1.2 only, with an otherwise good certificate.
     let good = gw.cert("utility");
@@ -184,7 +193,11 @@ async fn each_bad_certificate_is_refused_at_the_right_place() {
     for entry in std::fs::read_dir(dir.path().join("data/audit")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "jsonl")
-            && path.file_name().unwrap().to_string_lossy().starts_with("audit-")
+            && path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-")
         {
             for line in std::fs::read_to_string(&path).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -56,7 +56,13 @@ async fn start(clients_toml: String) -> TestGateway {
 
 /// Sends unary lookups as `id` from `workers` tasks over `conns` connections until
 /// `deadline`; returns (granted, limited, other errors).
-async fn flood(gw: &TestGateway, id: &str, conns: usize, workers: usize, for_: Duration) -> (u64, u64, u64) {
+async fn flood(
+    gw: &TestGateway,
+    id: &str,
+    conns: usize,
+    workers: usize,
+    for_: Duration,
+) -> (u64, u64, u64) {
     let deadline = Instant::now() + for_;
     let mut tasks = Vec::new();
     let mut channels = Vec::new();
@@ -64,7 +70,8 @@ async fn flood(gw: &TestGateway, id: &str, conns: usize, workers: usize, for_: D
         channels.push(gw.channel(id).await);
     }
     for w in 0..workers {
-        let mut c = pb::identity_gateway_client::IdentityGatewayClient::new(channels[w % conns].clone());
+        let mut c =
+            pb::identity_gateway_client::IdentityGatewayClient::new(channels[w % conns].clone());
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut limited, mut other) = (0u64, 0u64, 0u64);
             while Instant::now() < deadline {
@@ -98,7 +105,10 @@ async fn a_flooding_client_is_granted_burst_plus_rate_times_time() {
     assert_eq!(other, 0);
     assert!(limited > 0);
     let ratio = ok as f64 / expected;
-    assert!((0.95..=1.05).contains(&ratio), "granted {ok}, expected {expected:.0} ({ratio:.3})");
+    assert!(
+        (0.95..=1.05).contains(&ratio),
+        "granted {ok}, expected {expected:.0} ({ratio:.3})"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +116,10 @@ async fn a_refused_unary_call_says_when_to_retry() {
     let gw = start(clients(1, 1, 1000, 1000)).await;
     let mut c = gw.agency("a").await;
     c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
-    let e = c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap_err();
+    let e = c
+        .lookup(lookup_req(ID, &["full_name"], "p"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     let ms: u64 = e
         .metadata()
@@ -166,7 +179,12 @@ async fn a_fast_stream_is_paced_not_failed() {
         .into_inner();
     let mut answered = 0;
     while let Some(r) = out.message().await.unwrap() {
-        assert!(r.error.is_none(), "item {} failed: {:?}", r.request_id, r.error);
+        assert!(
+            r.error.is_none(),
+            "item {} failed: {:?}",
+            r.request_id,
+            r.error
+        );
         assert_eq!(r.request_id, answered.to_string());
         answered += 1;
     }
@@ -187,7 +205,9 @@ async fn past_the_in_flight_bound_calls_are_shed_and_admitted_ones_succeed() {
     put(&gw, citizen(ID, "Nguyễn Văn An")).await;
     let mut c = gw.agency("ministry").await;
     // Occupy every place in flight, as four slow calls would.
-    let held: Vec<_> = (0..4).map(|_| gw.gateway.limits().admit().unwrap()).collect();
+    let held: Vec<_> = (0..4)
+        .map(|_| gw.gateway.limits().admit().unwrap())
+        .collect();
     let e = c
         .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
         .await

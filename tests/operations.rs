@@ -22,7 +22,9 @@ async fn metrics_show_the_calls_made() {
             .await
             .unwrap();
     }
-    let _ = c.lookup(lookup_req(ID, &["religion"], "health-insurance")).await;
+    let _ = c
+        .lookup(lookup_req(ID, &["religion"], "health-insurance"))
+        .await;
     let text = gw.scrape().await;
     let line = |prefix: &str| {
         text.lines()
@@ -87,7 +89,9 @@ async fn reload_adds_and_removes_clients_while_connections_stay_open() {
 
     // A bad config is refused and the running one stays.
     let err = gw
-        .reload_clients("[[clients]]\nid = \"x\"\nkind = \"ministry\"\nrole = \"agency\"\npurposes = [\"p\"]\n")
+        .reload_clients(
+            "[[clients]]\nid = \"x\"\nkind = \"ministry\"\nrole = \"agency\"\npurposes = [\"p\"]\n",
+        )
         .unwrap_err();
     assert!(err.to_string().contains("rate_per_sec"), "{err}");
     newcomer
@@ -127,28 +131,74 @@ fn popgate() -> Command {
 fn check_config_accepts_a_good_config_and_names_the_key_of_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let ok = popgate().args(["certs", "init", "--dir"]).arg(&certs).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = popgate()
+        .args(["certs", "init", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let base = format!(
         "[server]\nlisten = \"127.0.0.1:7443\"\n[tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\nclient_ca = \"certs/ca.pem\"\ncrl = \"certs/ca.crl\"\n[store]\npath = \"data/population\"\n[audit]\ndir = \"data/audit\"\nsigning_key = \"certs/audit.key\"\n{CLIENTS}"
     );
     let check = |text: &str| {
         let path = dir.path().join("popgate.toml");
         std::fs::write(&path, text).unwrap();
-        popgate().args(["check-config", "--config"]).arg(&path).output().unwrap()
+        popgate()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
     };
     let out = check(&base);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let cases = [
-        (base.replace("[store]", "[store]\ncolour = \"blue\""), "colour"),
-        (base.replace("rate_per_sec = 100000\nburst = 100000\n\n[[clients]]\nid = \"ministry\"", "\n[[clients]]\nid = \"ministry\""), "rate_per_sec"),
-        (base.replace("id = \"utility\"", "id = \"telecom\""), "duplicate"),
-        (base.replace("read = [\"full_name\"]", "read = [\"shoe_size\"]"), "shoe_size"),
+        (
+            base.replace("[store]", "[store]\ncolour = \"blue\""),
+            "colour",
+        ),
+        (
+            base.replace(
+                "rate_per_sec = 100000\nburst = 100000\n\n[[clients]]\nid = \"ministry\"",
+                "\n[[clients]]\nid = \"ministry\"",
+            ),
+            "rate_per_sec",
+        ),
+        (
+            base.replace("id = \"utility\"", "id = \"telecom\""),
+            "duplicate",
+        ),
+        (
+            base.replace("read = [\"full_name\"]", "read = [\"shoe_size\"]"),
+            "shoe_size",
+        ),
         (base.replace("certs/ca.crl", "certs/missing.crl"), "tls.crl"),
-        (base.replace("key = \"certs/server.key\"", "key = \"certs/audit.key\""), "tls.key"),
-        (base.replace("client_ca = \"certs/ca.pem\"", "client_ca = \"certs/ca.crl\""), "tls.client_ca"),
-        (base.replace("signing_key = \"certs/audit.key\"", "signing_key = \"certs/server.pem\""), "server.pem"),
+        (
+            base.replace("key = \"certs/server.key\"", "key = \"certs/audit.key\""),
+            "tls.key",
+        ),
+        (
+            base.replace(
+                "client_ca = \"certs/ca.pem\"",
+                "client_ca = \"certs/ca.crl\"",
+            ),
+            "tls.client_ca",
+        ),
+        (
+            base.replace(
+                "signing_key = \"certs/audit.key\"",
+                "signing_key = \"certs/server.pem\"",
+            ),
+            "server.pem",
+        ),
     ];
     for (text, key) in cases {
         let out = check(&text);
@@ -160,7 +210,14 @@ fn check_config_accepts_a_good_config_and_names_the_key_of_a_bad_one() {
 }
 
 /// Starts `popgate serve --config` with `RUST_LOG`; returns the child and its address.
-fn spawn_server(config: &std::path::Path, log: &str) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+fn spawn_server(
+    config: &std::path::Path,
+    log: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut child = popgate()
         .args(["serve", "--config"])
         .arg(config)
@@ -179,8 +236,14 @@ fn spawn_server(config: &std::path::Path, log: &str) -> (std::process::Child, St
         }
     });
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server log");
-        if let Some(rest) = line.split("listen=").nth(1).filter(|_| line.contains("popgate serving")) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server log");
+        if let Some(rest) = line
+            .split("listen=")
+            .nth(1)
+            .filter(|_| line.contains("popgate serving"))
+        {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -189,7 +252,11 @@ fn spawn_server(config: &std::path::Path, log: &str) -> (std::process::Child, St
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let certs = dir.join("certs");
-    let out = popgate().args(["certs", "init", "--dir"]).arg(&certs).output().unwrap();
+    let out = popgate()
+        .args(["certs", "init", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     for id in ["ministry", "registry"] {
         let out = popgate()
@@ -245,7 +312,10 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u32;
             loop {
-                match c.lookup(lookup_req(ID, &["full_name"], "health-insurance")).await {
+                match c
+                    .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
+                    .await
+                {
                     Ok(_) => ok += 1,
                     // After shutdown starts, new calls are refused or the connection closes.
                     Err(e) => return (ok, e.code()),
@@ -261,7 +331,11 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
     for t in tasks {
         let (ok, code) = t.await.unwrap();
         total += ok;
-        assert_ne!(code, Code::Internal, "calls must not fail inside the gateway");
+        assert_ne!(
+            code,
+            Code::Internal,
+            "calls must not fail inside the gateway"
+        );
     }
     assert!(total > 0);
     let status = tokio::task::spawn_blocking(move || {
@@ -307,7 +381,9 @@ async fn no_personal_data_reaches_the_logs() {
         .await
         .unwrap();
     let mut c = popgate::pb::identity_gateway_client::IdentityGatewayClient::new(ch);
-    c.lookup(lookup_req(ID, &[], "health-insurance")).await.unwrap();
+    c.lookup(lookup_req(ID, &[], "health-insurance"))
+        .await
+        .unwrap();
     let _ = c
         .verify(popgate::pb::VerifyRequest {
             citizen_id: ID.into(),

@@ -70,7 +70,9 @@ impl FromStr for KeyDist {
             }
             return Ok(KeyDist::Zipf(exp));
         }
-        Err(format!("expected uniform or zipf:S (e.g. zipf:1.0), got {s:?}"))
+        Err(format!(
+            "expected uniform or zipf:S (e.g. zipf:1.0), got {s:?}"
+        ))
     }
 }
 
@@ -188,7 +190,10 @@ mod tests {
         for k in [1usize, 2, 10] {
             let want = 1.0 / (k as f64 * harmonic);
             let got = f64::from(counts[k]) / f64::from(draws);
-            assert!((got - want).abs() / want < 0.05, "rank {k}: {got} vs {want}");
+            assert!(
+                (got - want).abs() / want < 0.05,
+                "rank {k}: {got} vs {want}"
+            );
         }
     }
 

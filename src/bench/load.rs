@@ -219,7 +219,12 @@ const WRONG_GIVEN: [&str; 3] = ["ANH", "BINH", "CUONG"];
 
 /// A Verify as a telecom sends it in bulk: the name upper-case without diacritics (LOOSE) and
 /// the date of birth; `mismatch` swaps the given name for another.
-fn verify_request(seed: u64, index: u64, purpose: &str, mismatch: bool) -> (pb::VerifyRequest, Expect) {
+fn verify_request(
+    seed: u64,
+    index: u64,
+    purpose: &str,
+    mismatch: bool,
+) -> (pb::VerifyRequest, Expect) {
     let record = crate::synth::citizen_at(seed, index);
     let mut name = normalize(&record.full_name, Mode::Loose).to_uppercase();
     if mismatch {
@@ -350,7 +355,12 @@ pub async fn run(channels: &[Channel], spec: &LoadSpec, done: Arc<AtomicU64>) ->
                 for w in 0..concurrency.max(1) {
                     let client = IdentityGatewayClient::new(channels[w % channels.len()].clone());
                     let requests = RequestGen::new(workload.clone(), w as u64);
-                    tasks.push(tokio::spawn(closed_worker(client, requests, window, done.clone())));
+                    tasks.push(tokio::spawn(closed_worker(
+                        client,
+                        requests,
+                        window,
+                        done.clone(),
+                    )));
                 }
             }
             Pace::Open { rate } => {
@@ -430,7 +440,8 @@ async fn open_worker(
     loop {
         let now = Instant::now();
         // Send every call whose slot has come, up to the cap.
-        while due(k) <= now && due(k) < window.end && outstanding.len() < OPEN_LOOP_MAX_OUTSTANDING {
+        while due(k) <= now && due(k) < window.end && outstanding.len() < OPEN_LOOP_MAX_OUTSTANDING
+        {
             let slot = due(k);
             let fut = call(client.clone(), requests.next());
             outstanding.push(async move { (slot, fut.await) });
@@ -494,7 +505,9 @@ async fn bulk_stream(
         tokio::spawn(async move {
             let mut i = start_at;
             loop {
-                let Ok(permit) = credit.acquire().await else { return };
+                let Ok(permit) = credit.acquire().await else {
+                    return;
+                };
                 permit.forget();
                 let now = Instant::now();
                 if now >= window.end {

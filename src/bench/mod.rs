@@ -47,7 +47,7 @@ pub enum BenchError {
 
 /// The population `popgate serve --dev` seeds (`DEV_SEED` in cli/dev.rs), so that a bench
 /// against a dev gateway finds its citizens.
-pub const DEV_POPULATION_SEED: u64 = 2021_07_01;
+pub const DEV_POPULATION_SEED: u64 = 20_210_701;
 
 /// What to run against.
 #[derive(Clone)]
@@ -90,7 +90,9 @@ pub enum Scenario {
     /// The configured store size, then this many citizens.
     CompareCitizens(u64),
     /// Client B alone at 80% of its rate, then with client A flooding at 10× its rate.
-    Isolation { client_rate: u32 },
+    Isolation {
+        client_rate: u32,
+    },
 }
 
 /// Everything a run needs.
@@ -161,7 +163,11 @@ impl Options {
         };
         format!(
             "{} connections, {pace}, {what}, keys {} over {} citizens, warm-up {:?}, measured {:?}",
-            self.connections, self.workload.keys, self.workload.citizens, self.warmup, self.duration
+            self.connections,
+            self.workload.keys,
+            self.workload.citizens,
+            self.warmup,
+            self.duration
         )
     }
 
@@ -253,7 +259,12 @@ fn run_remote(
 }
 
 /// Runs one load with a progress bar; returns its tally and the measured seconds.
-async fn measure(channels: &[Channel], spec: &LoadSpec, name: &str, progress: bool) -> (Tally, f64) {
+async fn measure(
+    channels: &[Channel],
+    spec: &LoadSpec,
+    name: &str,
+    progress: bool,
+) -> (Tally, f64) {
     let done = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(progress, spec.warmup + spec.duration, name);
     let ticker = bar.clone().map(|bar| {
@@ -287,10 +298,8 @@ fn progress_bar(show: bool, total: Duration, name: &str) -> Option<ProgressBar> 
     if !show {
         return None;
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(total.as_millis() as u64),
-        ProgressDrawTarget::stderr(),
-    );
+    let bar =
+        ProgressBar::with_draw_target(Some(total.as_millis() as u64), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {elapsed:>4} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -481,25 +490,8 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let mut stores = std::collections::HashMap::new();
     for stage in &stages {
         let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-        if !stores.contains_key(&g.citizens) {
-            let bar = progress_bar(opts.progress, Duration::ZERO, "seeding");
-            if let Some(b) = &bar {
-                b.set_length(g.citizens);
-                b.set_style(
-                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-            }
-            let path = dir.store(g.citizens, seed, |n| {
-                if let Some(b) = &bar {
-                    b.set_position(n);
-                }
-            })?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            stores.insert(g.citizens, path);
+        if let std::collections::hash_map::Entry::Vacant(slot) = stores.entry(g.citizens) {
+            slot.insert(seed_store(&dir, g.citizens, seed, opts.progress)?);
         }
     }
 
@@ -525,13 +517,22 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         };
         let client = client_rt.as_ref().unwrap_or(&server_rt);
         let (running, target_name) = match &stage.server {
-            StageServer::Gateway(_) => (target::start_gateway(config, server_rt.handle())?, "gateway"),
+            StageServer::Gateway(_) => (
+                target::start_gateway(config, server_rt.handle())?,
+                "gateway",
+            ),
             StageServer::Baseline(_) => (
                 target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
                 "baseline",
             ),
         };
-        let result = client.block_on(run_stage(&stage, &running, &tls, target_name, opts.progress));
+        let result = client.block_on(run_stage(
+            &stage,
+            &running,
+            &tls,
+            target_name,
+            opts.progress,
+        ));
         client.block_on(running.stop());
         drop(client_rt);
         server_rt.shutdown_timeout(Duration::from_secs(5));
@@ -546,6 +547,28 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         comparisons,
         cache_footprint: footprint,
     })
+}
+
+/// The seeded store of `count` citizens, with a progress bar while seeding.
+fn seed_store(dir: &BenchDir, count: u64, seed: u64, progress: bool) -> Result<PathBuf, BenchError> {
+    let bar = progress_bar(progress, Duration::ZERO, "seeding");
+    if let Some(b) = &bar {
+        b.set_length(count);
+        b.set_style(
+            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+    }
+    let path = dir.store(count, seed, |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(path)
 }
 
 async fn run_stage(
@@ -567,6 +590,10 @@ async fn run_stage(
             }
             loads.push((load, channels));
         }
+        let audit_before = running
+            .gateway
+            .as_ref()
+            .map(|g| (g.audit().stats(), std::time::Instant::now()));
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
             .into_iter()
@@ -576,6 +603,7 @@ async fn run_stage(
                 tokio::spawn(async move { measure(&channels, &spec, &name, progress).await })
             })
             .collect();
+        let mut step_reports = Vec::new();
         for (handle, load) in handles.into_iter().zip(&step.loads) {
             let (mut tally, secs) = handle
                 .await
@@ -584,7 +612,7 @@ async fn run_stage(
                 // Its fixed Verify answer says nothing about the claims: do not judge it.
                 tally.forget_verify_checks();
             }
-            out.push(PhaseReport::new(
+            step_reports.push(PhaseReport::new(
                 &load.name,
                 target_name,
                 load.settings.clone(),
@@ -592,6 +620,17 @@ async fn run_stage(
                 &tally,
             ));
         }
+        if let (Some(g), Some((before, at))) = (&running.gateway, audit_before) {
+            let figures = report::AuditFigures::between(
+                &before,
+                &g.audit().stats(),
+                at.elapsed().as_secs_f64(),
+            );
+            for r in &mut step_reports {
+                r.audit = Some(figures.clone());
+            }
+        }
+        out.extend(step_reports);
     }
     Ok(out)
 }
@@ -618,10 +657,10 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
         Scenario::Baseline => {
             if let Some((g, b)) = pair("gateway", "baseline") {
                 out.push(
-                    Comparison::between("price of the gateway", g, b).with_target(
-                        "throughput >= 80% of baseline, p99 <= 1.5x",
-                        |c| c.throughput_ratio >= 0.8 && c.p99_ratio <= 1.5,
-                    ),
+                    Comparison::between("price of the gateway", g, b)
+                        .with_target("throughput >= 80% of baseline, p99 <= 1.5x", |c| {
+                            c.throughput_ratio >= 0.8 && c.p99_ratio <= 1.5
+                        }),
                 );
             }
         }

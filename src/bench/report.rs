@@ -47,12 +47,45 @@ pub struct PhaseReport {
     pub max_outstanding: u64,
     /// Resident memory of this process (client and in-process server) at the end, MiB.
     pub rss_mib: f64,
+    /// The in-process gateway's audit writer during this step (all loads of the step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFigures>,
+}
+
+/// What the audit writer did during a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditFigures {
+    pub records_per_sec: f64,
+    pub syncs_per_sec: f64,
+    pub records_per_sync: f64,
+}
+
+impl AuditFigures {
+    pub fn between(
+        before: &crate::audit::AuditStats,
+        after: &crate::audit::AuditStats,
+        secs: f64,
+    ) -> AuditFigures {
+        let records = after.records.saturating_sub(before.records) as f64;
+        let syncs = after.syncs.saturating_sub(before.syncs) as f64;
+        AuditFigures {
+            records_per_sec: records / secs.max(1e-9),
+            syncs_per_sec: syncs / secs.max(1e-9),
+            records_per_sync: if syncs > 0.0 { records / syncs } else { 0.0 },
+        }
+    }
 }
 
 impl PhaseReport {
     pub fn new(name: &str, target: &str, settings: String, secs: f64, t: &Tally) -> PhaseReport {
         let h = &t.latency;
-        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         PhaseReport {
             name: name.to_owned(),
             target: target.to_owned(),
@@ -81,6 +114,7 @@ impl PhaseReport {
             deceased: t.deceased,
             max_outstanding: t.max_outstanding,
             rss_mib: rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
+            audit: None,
         }
     }
 }
@@ -158,8 +192,15 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}  {}",
-            "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "reuse", "errors"
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
+            "phase",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "reuse",
         );
         let ms = |us: u64| us as f64 / 1000.0;
         for p in &self.phases {
@@ -185,7 +226,18 @@ impl Report {
                 p.reuse_rate * 100.0,
                 errors
             );
-            let _ = writeln!(s, "{:<16} {} ({}; RSS {:.0} MiB)", "", p.settings, p.target, p.rss_mib);
+            let _ = writeln!(
+                s,
+                "{:<16} {} ({}; RSS {:.0} MiB)",
+                "", p.settings, p.target, p.rss_mib
+            );
+            if let Some(a) = &p.audit {
+                let _ = writeln!(
+                    s,
+                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s, {:.1} records per sync (whole step, incl. warm-up)",
+                    "", a.records_per_sec, a.syncs_per_sec, a.records_per_sync
+                );
+            }
             if p.mismatches_sent > 0 || p.wrong_answers > 0 {
                 let _ = writeln!(
                     s,

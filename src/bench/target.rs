@@ -110,6 +110,12 @@ impl BenchDir {
                 false,
             ),
         };
+        std::fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
+        // The stage configs name files by absolute path (relative ones would be taken
+        // relative to each config's own folder).
+        let root = root
+            .canonicalize()
+            .map_err(|e| io("cannot resolve", &root, e))?;
         let certs = root.join("certs");
         std::fs::create_dir_all(&certs).map_err(|e| io("cannot create", &certs, e))?;
         let ca = DevCa::generate().map_err(|e| BenchError::Setup(e.to_string()))?;
@@ -117,7 +123,10 @@ impl BenchDir {
             .server_cert(&["localhost", "127.0.0.1"])
             .map_err(|e| BenchError::Setup(e.to_string()))?;
         let crl = ca
-            .crl(&[], time::OffsetDateTime::now_utc() + time::Duration::days(7))
+            .crl(
+                &[],
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )
             .map_err(|e| BenchError::Setup(e.to_string()))?;
         write(&certs.join("ca.pem"), ca.cert_pem())?;
         write(&certs.join("server.pem"), &server.cert_pem)?;
@@ -161,7 +170,9 @@ impl BenchDir {
         let store = SledStore::open(&path).map_err(|e| BenchError::Setup(e.to_string()))?;
         crate::synth::seed_store(&store, &crate::synth::SeedPlan::new(count, seed), progress)
             .map_err(|e| BenchError::Setup(format!("seeding {count} citizens: {e}")))?;
-        store.flush().map_err(|e| BenchError::Setup(e.to_string()))?;
+        store
+            .flush()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
         drop(store);
         write(&done, "")?;
         Ok(path)
@@ -216,6 +227,8 @@ impl BenchDir {
 /// A server running on a runtime of the benchmark, until [`Running::stop`].
 pub struct Running {
     pub addr: SocketAddr,
+    /// The gateway (not the baseline), to read its audit counters.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -246,6 +259,7 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
         let _enter = server_rt.enter();
         Server::build(config).map_err(|e| BenchError::Setup(e.to_string()))?
     };
+    let gateway = server.gateway().clone();
     let (listener, addr) = bind()?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = server_rt.spawn(async move {
@@ -265,6 +279,7 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
     });
     Ok(Running {
         addr,
+        gateway: Some(gateway),
         shutdown: tx,
         task,
     })
@@ -435,6 +450,7 @@ pub fn start_baseline(
     });
     Ok(Running {
         addr,
+        gateway: None,
         shutdown: tx,
         task,
     })

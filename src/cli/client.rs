@@ -72,10 +72,17 @@ impl ConnectArgs {
                 self.dir.display()
             )
         })?;
-        let client = config.clients.iter().find(|c| c.id == id).with_context(|| {
-            let ids: Vec<_> = config.clients.iter().map(|c| c.id.as_str()).collect();
-            format!("--as {id}: not a client of the dev setup; one of: {}", ids.join(", "))
-        })?;
+        let client = config
+            .clients
+            .iter()
+            .find(|c| c.id == id)
+            .with_context(|| {
+                let ids: Vec<_> = config.clients.iter().map(|c| c.id.as_str()).collect();
+                format!(
+                    "--as {id}: not a client of the dev setup; one of: {}",
+                    ids.join(", ")
+                )
+            })?;
         let certs = self.dir.join("certs");
         Ok(Target {
             addr: self
@@ -171,9 +178,12 @@ fn code_name(code: tonic::Code) -> String {
 
 /// Prints a refused call as JSON and returns exit code 1.
 fn refused(status: tonic::Status) -> ExitCode {
-    let mut out =
-        json!({"error": {"code": code_name(status.code()), "message": status.message()}});
-    if let Some(ms) = status.metadata().get("retry-after-ms").and_then(|v| v.to_str().ok()) {
+    let mut out = json!({"error": {"code": code_name(status.code()), "message": status.message()}});
+    if let Some(ms) = status
+        .metadata()
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+    {
         out["error"]["retry_after_ms"] = json!(ms);
     }
     println!("{out:#}");
@@ -187,9 +197,8 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
         let channel = connect(&target.addr, &args.connect.server_name, &target.tls).await?;
         let req = pb::LookupRequest {
             citizen_id: args.citizen_id,
-            read_mask: (!args.fields.is_empty()).then(|| prost_types::FieldMask {
-                paths: args.fields,
-            }),
+            read_mask: (!args.fields.is_empty())
+                .then(|| prost_types::FieldMask { paths: args.fields }),
             purpose,
             request_id: args.request_id,
         };

@@ -20,24 +20,128 @@ const DEV_CITIZENS: u64 = 100_000;
 const DEV_SEED: u64 = 2021_07_01;
 
 /// A sample client of DOMAIN.md: (id, kind, role, read, verify, purposes, rate, burst).
-type Sample = (&'static str, &'static str, &'static str, &'static [&'static str], &'static [&'static str], &'static [&'static str], u32, u32);
+type Sample = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    u32,
+    u32,
+);
 
 const TELECOM_VERIFY: &[&str] = &["full_name", "date_of_birth", "sex"];
 const SAMPLES: &[Sample] = &[
-    ("viettel", "telecom", "agency", &[], TELECOM_VERIFY, &["subscriber-verification"], 20_000, 40_000),
-    ("vnpt", "telecom", "agency", &[], TELECOM_VERIFY, &["subscriber-verification"], 20_000, 40_000),
-    ("mobifone", "telecom", "agency", &[], TELECOM_VERIFY, &["subscriber-verification"], 20_000, 40_000),
-    ("evn", "utility", "agency", &["full_name", "permanent_address"], &["full_name", "permanent_address"], &["electricity-contract"], 5_000, 10_000),
-    ("moh", "ministry", "agency",
-        &["full_name", "date_of_birth", "sex", "permanent_address", "current_address", "nationality", "ethnicity", "life_status", "card_expires_on"],
-        &["full_name", "date_of_birth", "sex"], &["health-insurance"], 10_000, 20_000),
-    ("mof-tax", "ministry", "agency",
-        &["full_name", "date_of_birth", "permanent_address", "current_address"],
-        &["full_name", "date_of_birth", "permanent_address"], &["tax-registration"], 5_000, 10_000),
-    ("hanoi", "locality", "agency",
-        &["full_name", "date_of_birth", "sex", "place_of_origin", "permanent_address", "current_address", "ethnicity", "religion", "nationality", "card_issued_on", "card_expires_on", "household_head_id", "life_status"],
-        &["full_name", "date_of_birth", "sex", "permanent_address"], &["administrative-procedure", "residence-registration"], 5_000, 10_000),
-    ("registry", "registry", "registry", &[], &[], &[], 2_000, 4_000),
+    (
+        "viettel",
+        "telecom",
+        "agency",
+        &[],
+        TELECOM_VERIFY,
+        &["subscriber-verification"],
+        20_000,
+        40_000,
+    ),
+    (
+        "vnpt",
+        "telecom",
+        "agency",
+        &[],
+        TELECOM_VERIFY,
+        &["subscriber-verification"],
+        20_000,
+        40_000,
+    ),
+    (
+        "mobifone",
+        "telecom",
+        "agency",
+        &[],
+        TELECOM_VERIFY,
+        &["subscriber-verification"],
+        20_000,
+        40_000,
+    ),
+    (
+        "evn",
+        "utility",
+        "agency",
+        &["full_name", "permanent_address"],
+        &["full_name", "permanent_address"],
+        &["electricity-contract"],
+        5_000,
+        10_000,
+    ),
+    (
+        "moh",
+        "ministry",
+        "agency",
+        &[
+            "full_name",
+            "date_of_birth",
+            "sex",
+            "permanent_address",
+            "current_address",
+            "nationality",
+            "ethnicity",
+            "life_status",
+            "card_expires_on",
+        ],
+        &["full_name", "date_of_birth", "sex"],
+        &["health-insurance"],
+        10_000,
+        20_000,
+    ),
+    (
+        "mof-tax",
+        "ministry",
+        "agency",
+        &[
+            "full_name",
+            "date_of_birth",
+            "permanent_address",
+            "current_address",
+        ],
+        &["full_name", "date_of_birth", "permanent_address"],
+        &["tax-registration"],
+        5_000,
+        10_000,
+    ),
+    (
+        "hanoi",
+        "locality",
+        "agency",
+        &[
+            "full_name",
+            "date_of_birth",
+            "sex",
+            "place_of_origin",
+            "permanent_address",
+            "current_address",
+            "ethnicity",
+            "religion",
+            "nationality",
+            "card_issued_on",
+            "card_expires_on",
+            "household_head_id",
+            "life_status",
+        ],
+        &["full_name", "date_of_birth", "sex", "permanent_address"],
+        &["administrative-procedure", "residence-registration"],
+        5_000,
+        10_000,
+    ),
+    (
+        "registry",
+        "registry",
+        "registry",
+        &[],
+        &[],
+        &[],
+        2_000,
+        4_000,
+    ),
     ("operator", "operator", "operator", &[], &[], &[], 100, 200),
 ];
 
@@ -129,7 +233,11 @@ fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("data/audit"))?;
     let store = SledStore::open(&dir.join("data/population"))?;
     tracing::info!(count = DEV_CITIZENS, "seeding synthetic citizens");
-    synth::seed_store(&store, &synth::SeedPlan::new(DEV_CITIZENS, DEV_SEED), |_| {})?;
+    synth::seed_store(
+        &store,
+        &synth::SeedPlan::new(DEV_CITIZENS, DEV_SEED),
+        |_| {},
+    )?;
     store.flush()?;
     Ok(())
 }
@@ -147,7 +255,8 @@ pub fn print_next_steps(dir: &Path, listen: SocketAddr) {
          popgate audit query --dir {d}/data/audit --citizen {id}\n\
          (with cargo: cargo run --release -- lookup --dev ...)\n",
         id = someone.citizen_id,
-        name = crate::matching::normalize(&someone.full_name, crate::matching::Mode::Loose).to_uppercase(),
+        name = crate::matching::normalize(&someone.full_name, crate::matching::Mode::Loose)
+            .to_uppercase(),
         dob = someone.date_of_birth,
     );
 }

@@ -8,8 +8,14 @@ fn ts(t: &Option<prost_types::Timestamp>) -> Value {
     let Some(t) = t else { return Value::Null };
     time::OffsetDateTime::from_unix_timestamp(t.seconds)
         .ok()
-        .and_then(|d| d.replace_nanosecond(t.nanos.clamp(0, 999_999_999) as u32).ok())
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.replace_nanosecond(t.nanos.clamp(0, 999_999_999) as u32)
+                .ok()
+        })
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .map_or(Value::Null, Value::String)
 }
 

@@ -96,7 +96,9 @@ fn spawn_reload_on_sighup(reloader: crate::server::Reloader) {
             let r = reloader.clone();
             match tokio::task::spawn_blocking(move || r.reload()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "reload refused; the running configuration stays"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reload refused; the running configuration stays")
+                }
                 Err(e) => tracing::error!(error = %e, "reload task failed"),
             }
         }

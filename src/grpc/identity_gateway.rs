@@ -79,7 +79,10 @@ impl IdentityGateway for IdentityGatewayService {
         &self,
         req: Request<LookupRequest>,
     ) -> Result<Response<LookupResponse>, Status> {
-        let caller = self.gateway.authenticate(peer(&req)?, Method::Lookup).await?;
+        let caller = self
+            .gateway
+            .authenticate(peer(&req)?, Method::Lookup)
+            .await?;
         let answer = self
             .gateway
             .lookup(&caller, req.get_ref(), Admission::Unary)
@@ -91,7 +94,10 @@ impl IdentityGateway for IdentityGatewayService {
         &self,
         req: Request<VerifyRequest>,
     ) -> Result<Response<VerifyResponse>, Status> {
-        let caller = self.gateway.authenticate(peer(&req)?, Method::Verify).await?;
+        let caller = self
+            .gateway
+            .authenticate(peer(&req)?, Method::Verify)
+            .await?;
         let answer = self
             .gateway
             .verify(&caller, req.get_ref(), Admission::Unary)
@@ -105,7 +111,10 @@ impl IdentityGateway for IdentityGatewayService {
         &self,
         req: Request<Streaming<LookupRequest>>,
     ) -> Result<Response<Self::LookupStreamStream>, Status> {
-        let caller = self.gateway.authenticate(peer(&req)?, Method::Lookup).await?;
+        let caller = self
+            .gateway
+            .authenticate(peer(&req)?, Method::Lookup)
+            .await?;
         let out = serve_stream(
             req.into_inner(),
             caller,
@@ -130,7 +139,10 @@ impl IdentityGateway for IdentityGatewayService {
         &self,
         req: Request<Streaming<VerifyRequest>>,
     ) -> Result<Response<Self::VerifyStreamStream>, Status> {
-        let caller = self.gateway.authenticate(peer(&req)?, Method::Verify).await?;
+        let caller = self
+            .gateway
+            .authenticate(peer(&req)?, Method::Verify)
+            .await?;
         let out = serve_stream(
             req.into_inner(),
             caller,

@@ -150,7 +150,10 @@ impl TestGateway {
             certs.insert(id.clone(), pair);
         }
         let crl = ca
-            .crl(&revoked, time::OffsetDateTime::now_utc() + time::Duration::days(7))
+            .crl(
+                &revoked,
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )
             .expect("CRL");
         write(&root.join("ca.crl"), &crl);
         let config_text = format!(
@@ -200,7 +203,11 @@ impl TestGateway {
     pub fn reload_clients(&self, clients_toml: &str) -> Result<(), popgate::server::ReloadError> {
         let path = self.path("popgate.toml");
         let text = std::fs::read_to_string(&path).expect("config");
-        let head = text.split("[[clients]]").next().unwrap_or_default().to_owned();
+        let head = text
+            .split("[[clients]]")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         write(&path, &format!("{head}{clients_toml}"));
         self.reloader.reload()
     }
@@ -211,7 +218,10 @@ impl TestGateway {
         let serials: Vec<_> = ids.iter().map(|id| self.cert(id).serial).collect();
         let crl = self
             .ca
-            .crl(&serials, time::OffsetDateTime::now_utc() + time::Duration::days(7))
+            .crl(
+                &serials,
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )
             .expect("CRL");
         write(&self.path("ca.crl"), &crl);
         self.reloader.reload()
