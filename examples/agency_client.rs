@@ -10,7 +10,7 @@
 //! `proto/` with `tonic-prost-build`. The TLS setup is plain tonic: the CA that signed the
 //! gateway, and the agency's own certificate and key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -18,7 +18,7 @@ use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::{Claims, LookupRequest, MatchMode, VerifyRequest};
 
 async fn connect(
-    certs: &PathBuf,
+    certs: &Path,
     client_id: &str,
     addr: &str,
 ) -> Result<Channel, Box<dyn std::error::Error>> {

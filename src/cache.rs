@@ -103,6 +103,14 @@ impl ReuseCache {
         }
     }
 
+    /// Applies evictions and expirations moka has queued (it does so lazily); for tests and
+    /// exact entry counts.
+    pub fn run_pending_tasks(&self) {
+        if let Some(c) = &self.cache {
+            c.run_pending_tasks();
+        }
+    }
+
     /// Entries held now (approximate: moka counts lazily).
     pub fn entry_count(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| c.entry_count())

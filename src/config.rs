@@ -163,6 +163,11 @@ pub struct LimitsConfig {
     /// UNAVAILABLE at once instead of queueing until they time out.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Client connections open at once; past it the gateway stops accepting until one
+    /// closes (new ones wait in the kernel's backlog). Each connection holds TLS and HTTP/2
+    /// buffers, so this bounds memory whatever the clients do.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// HTTP/2 streams one connection may have open at once.
     #[serde(default = "default_max_streams")]
     pub max_streams_per_connection: u32,
@@ -173,6 +178,9 @@ pub struct LimitsConfig {
 
 fn default_max_in_flight() -> usize {
     4096
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_max_streams() -> u32 {
     256
@@ -185,6 +193,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_in_flight: default_max_in_flight(),
+            max_connections: default_max_connections(),
             max_streams_per_connection: default_max_streams(),
             max_message_bytes: default_max_message_bytes(),
         }
@@ -356,6 +365,9 @@ impl Config {
         }
         if self.limits.max_in_flight == 0 {
             return Err(invalid("limits.max_in_flight", "must be at least 1"));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         if self.limits.max_streams_per_connection == 0 {
             return Err(invalid(

@@ -119,10 +119,29 @@ pub struct Gateway {
     audit: AuditLog,
     stats: Stats,
     metrics: Metrics,
+    /// Serialise PutCitizen per stripe of ids: check, record and write as one step.
+    write_locks: Box<[Arc<tokio::sync::Mutex<()>>]>,
 }
+
+const WRITE_STRIPES: usize = 256;
+
+/// The `client` of aggregated records for refusals of certificates that name no configured
+/// client (the names themselves are in the individual records written within the limit).
+const UNKNOWN_CLIENT: &str = "(unknown)";
 
 /// Caller-supplied text kept in audit records is bounded, so a request cannot bloat the log.
 const MAX_ECHO: usize = 128;
+
+/// Refuses a caller's `purpose` or `request_id` that is too long or holds control characters:
+/// both go verbatim into the audit log, which must stay one readable line per record.
+fn check_echoed(field: &str, value: &str) -> Result<(), Error> {
+    if value.chars().count() > MAX_ECHO || value.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "{field}: at most {MAX_ECHO} characters, no control characters"
+        )));
+    }
+    Ok(())
+}
 
 fn current_year() -> i32 {
     time::OffsetDateTime::now_utc().year()
@@ -143,6 +162,9 @@ impl Gateway {
             audit: parts.audit,
             stats: Stats::default(),
             metrics: Metrics::new(),
+            write_locks: (0..WRITE_STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
         }
     }
 
@@ -202,6 +224,22 @@ impl Gateway {
         // given counters (that would let anyone grow the map).
         let cn = peer.common_name.clone().unwrap_or_default();
         let known = self.policy.load().clients().any(|c| c.id == cn);
+        // Refusals are rate limited too, or a caller could write audit records as fast as it
+        // can send: a known client's own limiter, one shared limiter for unknown names.
+        // Past it the refusal is still refused, and counted into an aggregated record.
+        let limit = match known {
+            true => self.limits.client(&cn),
+            false => None,
+        }
+        .unwrap_or_else(|| self.limits.unknown());
+        if limit.try_acquire().is_err() {
+            limit.note_refused(method, &peer);
+            if known {
+                self.stats
+                    .count(&self.stats.client(&cn), Counted::RateLimited);
+            }
+            return Err(err);
+        }
         if known {
             self.stats.count(&self.stats.client(&cn), Counted::Denied);
         }
@@ -320,28 +358,39 @@ impl Gateway {
                 (o, c, Some(e.to_string()))
             }
         };
-        self.count_metrics(&call, outcome_name(outcome));
+        let seq = self.record(&call, outcome, reason).await?;
+        self.stats.count(&caller.counters, counted);
+        result.map(|value| Audited {
+            value,
+            audit_seq: seq,
+        })
+    }
+
+    /// Appends the audit record of `call` and waits until it is durable; its seq.
+    async fn record(
+        &self,
+        call: &Call<'_>,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Result<u64, Error> {
+        self.count_metrics(call, outcome_name(outcome));
+        let caller = call.caller;
         let ev = AuditEvent {
             client: caller.client.id.clone(),
             cert_sha256: caller.peer.cert_sha256.clone(),
             peer: caller.peer.addr.to_string(),
             method: call.method.name(),
-            citizen_id: call.citizen_id,
+            citizen_id: call.citizen_id.clone(),
             fields: call.fields.names(),
-            purpose: call.purpose,
-            request_id: call.request_id,
+            purpose: call.purpose.clone(),
+            request_id: call.request_id.clone(),
             outcome,
             reused: call.reused,
             latency_us: call.started.elapsed().as_micros() as u64,
             count: None,
             reason,
         };
-        let seq = self.audit.append(ev).await.map_err(audit_unavailable)?;
-        self.stats.count(&caller.counters, counted);
-        result.map(|value| Audited {
-            value,
-            audit_seq: seq,
-        })
+        self.audit.append(ev).await.map_err(audit_unavailable)
     }
 
     fn count_metrics(&self, call: &Call<'_>, outcome: &str) {
@@ -388,6 +437,8 @@ impl Gateway {
         let mut call = self.call(caller, Method::Lookup, &req.purpose, &req.request_id);
         let result = async {
             let _permit = self.admit(caller, admission).await?;
+            check_echoed("request_id", &req.request_id)?;
+            check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
             call.citizen_id = Some(id.to_string());
             let client = &caller.client;
@@ -422,6 +473,8 @@ impl Gateway {
         let mut call = self.call(caller, Method::Verify, &req.purpose, &req.request_id);
         let result = async {
             let _permit = self.admit(caller, admission).await?;
+            check_echoed("request_id", &req.request_id)?;
+            check_echoed("purpose", &req.purpose)?;
             let id = parse_id(&req.citizen_id)?;
             call.citizen_id = Some(id.to_string());
             let client = &caller.client;
@@ -467,14 +520,19 @@ impl Gateway {
 
     /// PutCitizen: a conditional create or replace, durable and visible to every later call
     /// before it answers.
+    ///
+    /// Audit first here too: the write's record is made durable before the register changes,
+    /// under a lock on the id's stripe so that the version checked, recorded and written is
+    /// the same. A crash between the two leaves a record of a write that did not land (and
+    /// was never acknowledged), never a change nobody can account for.
     pub async fn put_citizen(
         &self,
         caller: &Caller,
         req: pb::PutCitizenRequest,
     ) -> Result<Audited<pb::PutCitizenResponse>, Error> {
         let mut call = self.call(caller, Method::PutCitizen, "", "");
-        let result = async {
-            let _permit = self.admit(caller, Admission::Unary).await?;
+        let prepared = async {
+            let permit = self.admit(caller, Admission::Unary).await?;
             let citizen = req
                 .citizen
                 .ok_or_else(|| Error::InvalidArgument("citizen: is required".into()))?;
@@ -482,36 +540,62 @@ impl Gateway {
             call.citizen_id = Some(id.to_string());
             call.fields = registry::fields_written(&citizen);
             citizen.updated_at = Some(now_timestamp());
-            let store = self.store.clone();
+            let guard = self.write_locks[(id.as_u64() % WRITE_STRIPES as u64) as usize]
+                .clone()
+                .lock_owned()
+                .await;
             let expected = req.expected_version;
-            // The store flushes to disk before answering: keep that off the async workers.
-            let outcome = tokio::task::spawn_blocking(move || store.put(id, citizen, expected))
-                .await
-                .map_err(|e| Error::Internal(format!("store task failed: {e}")))??;
-            match outcome {
-                PutOutcome::Written(record) => {
-                    let version = record.version;
-                    self.cache.write(Arc::from(record), id);
-                    Ok(pb::PutCitizenResponse {
-                        version,
-                        audit_seq: 0,
-                    })
-                }
-                PutOutcome::AlreadyExists { current } => Err(Error::AlreadyExists(format!(
-                    "citizen {id} already exists (version {current}); to replace it set expected_version = {current}"
+            let current = self.store.get(id)?.map(|c| c.version);
+            match (current, expected) {
+                (Some(v), 0) => Err(Error::AlreadyExists(format!(
+                    "citizen {id} already exists (version {v}); to replace it set expected_version = {v}"
                 ))),
-                PutOutcome::VersionMismatch { current: 0 } => Err(Error::Aborted(format!(
+                (None, e) if e != 0 => Err(Error::Aborted(format!(
                     "citizen {id} does not exist; to create it set expected_version = 0"
                 ))),
-                PutOutcome::VersionMismatch { current } => Err(Error::Aborted(format!(
-                    "citizen {id} is at version {current}, not {expected}; re-read it and retry"
+                (Some(v), e) if v != e => Err(Error::Aborted(format!(
+                    "citizen {id} is at version {v}, not {e}; re-read it and retry"
                 ))),
+                _ => Ok((id, citizen, expected, guard, permit)),
             }
         }
         .await;
-        let mut answer = self.finish(call, result).await?;
-        answer.value.audit_seq = answer.audit_seq;
-        Ok(answer)
+        let (id, citizen, expected, _guard, _permit) = match prepared {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
+        let seq = self.record(&call, Outcome::Ok, None).await?;
+        let store = self.store.clone();
+        // The store flushes to disk before answering: keep that off the async workers.
+        let written = tokio::task::spawn_blocking(move || store.put(id, citizen, expected))
+            .await
+            .map_err(|e| Error::Internal(format!("store task failed: {e}")))
+            .and_then(|r| r.map_err(Error::from));
+        match written {
+            Ok(PutOutcome::Written(record)) => {
+                let version = record.version;
+                self.cache.write(Arc::from(record), id);
+                self.stats.count(&caller.counters, Counted::Other);
+                Ok(Audited {
+                    value: pb::PutCitizenResponse {
+                        version,
+                        audit_seq: seq,
+                    },
+                    audit_seq: seq,
+                })
+            }
+            other => {
+                // Recorded as written, but the store refused or failed (we hold the id's
+                // lock, so only a store fault gets here): say so in the log too.
+                let err = match other {
+                    Err(e) => e,
+                    Ok(o) => Error::Internal(format!("store refused a checked write: {o:?}")),
+                };
+                tracing::error!(citizen_id = %id, audit_seq = seq, error = %err, "PutCitizen recorded but not written");
+                self.finish(call, Err::<(), _>(err.clone())).await?;
+                Err(err)
+            }
+        }
     }
 
     /// GetStats: counters since start-up and the store's size.
@@ -556,7 +640,8 @@ impl Gateway {
     /// Writes one audit record per client and method for the calls refused for their rate
     /// since the last flush. Run about once a second.
     pub async fn flush_rate_limited(&self) -> Result<(), Error> {
-        for (client, limit) in self.limits.all() {
+        let unknown = (UNKNOWN_CLIENT.to_owned(), self.limits.unknown());
+        for (client, limit) in self.limits.all().into_iter().chain([unknown]) {
             for method in Method::ALL {
                 let (count, peer) = limit.take_refused(method);
                 if count == 0 {

@@ -82,8 +82,14 @@ impl ClientLimit {
     }
 }
 
+/// Refusals of unknown certificate names audited one by one per second, all names together.
+const UNKNOWN_RATE: u32 = 100;
+
 pub struct Limits {
     clients: ArcSwap<HashMap<String, Arc<ClientLimit>>>,
+    /// Shared by every certificate whose name is no configured client: their refusals are
+    /// audited individually up to this rate, in aggregate past it.
+    unknown: Arc<ClientLimit>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
 }
@@ -92,6 +98,7 @@ impl Limits {
     pub fn new(policy: &Policy, max_in_flight: usize) -> Limits {
         let limits = Limits {
             clients: ArcSwap::from_pointee(HashMap::new()),
+            unknown: Arc::new(ClientLimit::new(UNKNOWN_RATE, UNKNOWN_RATE)),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
         };
@@ -121,6 +128,11 @@ impl Limits {
     /// The limiter of a configured client.
     pub fn client(&self, id: &str) -> Option<Arc<ClientLimit>> {
         self.clients.load().get(id).cloned()
+    }
+
+    /// The limiter shared by unknown certificate names.
+    pub fn unknown(&self) -> Arc<ClientLimit> {
+        self.unknown.clone()
     }
 
     /// Every client's limiter, for flushing aggregated audit records.

@@ -25,6 +25,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub shed: IntCounterVec,
     pub audit_records: IntGauge,
+    audit_syncs: IntGauge,
+    audit_failures: IntGauge,
+    audit_healthy: IntGauge,
     pub audit_fsync: HistogramVec,
     pub audit_queue: IntGauge,
     pub cache_entries: IntGauge,
@@ -77,7 +80,22 @@ impl Metrics {
             ),
             audit_records: IntGauge::new(
                 "popgate_audit_last_seq",
-                "Sequence number of the last audit record written.",
+                "Sequence number of the last audit record acknowledged.",
+            )
+            .expect("static metric definition"),
+            audit_syncs: IntGauge::new(
+                "popgate_audit_syncs_total",
+                "fdatasync calls on audit files since start-up (records share syncs).",
+            )
+            .expect("static metric definition"),
+            audit_failures: IntGauge::new(
+                "popgate_audit_failures_total",
+                "Failed audit writes or syncs since start-up; any increase needs attention.",
+            )
+            .expect("static metric definition"),
+            audit_healthy: IntGauge::new(
+                "popgate_audit_healthy",
+                "1 while the audit log can be written; 0 means the gateway is refusing calls.",
             )
             .expect("static metric definition"),
             audit_fsync: HistogramVec::new(
@@ -132,6 +150,9 @@ impl Metrics {
             Box::new(m.rate_limited.clone()),
             Box::new(m.shed.clone()),
             Box::new(m.audit_records.clone()),
+            Box::new(m.audit_syncs.clone()),
+            Box::new(m.audit_failures.clone()),
+            Box::new(m.audit_healthy.clone()),
             Box::new(m.audit_fsync.clone()),
             Box::new(m.audit_queue.clone()),
             Box::new(m.cache_entries.clone()),
@@ -158,6 +179,12 @@ impl Metrics {
         self.store_records.set(stats.records as i64);
         self.cache_entries.set(gateway.cache().entry_count() as i64);
         self.in_flight.set(gateway.limits().in_flight() as i64);
+        let audit = gateway.audit().stats();
+        self.audit_records.set(audit.head_seq as i64);
+        self.audit_syncs.set(audit.syncs as i64);
+        self.audit_failures.set(audit.failures as i64);
+        self.audit_healthy
+            .set(i64::from(*gateway.audit().health().borrow()));
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "metrics encoding failed");

@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(fn(&mut Citizen), &str)> = vec![
+        type Mutation = fn(&mut Citizen);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|c| c.citizen_id = "12".into(), "citizen.citizen_id"),
             (|c| c.full_name = " ".into(), "citizen.full_name"),
             (

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -154,7 +154,12 @@ impl Server {
             .map(|l| tokio::spawn(crate::metrics::serve(l, gateway.clone())));
         let max_msg = self.config.limits.max_message_bytes;
         let (tx, rx) = mpsc::channel::<PeerStream>(64);
-        let acceptor = tokio::spawn(accept_loop(listener, self.tls.clone(), tx));
+        let acceptor = tokio::spawn(accept_loop(
+            listener,
+            self.tls.clone(),
+            tx,
+            self.config.limits.max_connections,
+        ));
         let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
         let result = tonic::transport::Server::builder()
             .max_concurrent_streams(self.config.limits.max_streams_per_connection)
@@ -286,9 +291,15 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     tx: mpsc::Sender<PeerStream>,
+    max_connections: usize,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let connections = Arc::new(Semaphore::new(max_connections));
     loop {
+        // A place for the connection for its whole life, then one among the handshakes.
+        let Ok(connection) = connections.clone().acquire_owned().await else {
+            return;
+        };
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             return;
         };
@@ -309,7 +320,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _permit = permit;
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => match PeerStream::new(stream, addr) {
+                Ok(Ok(stream)) => match PeerStream::new(stream, addr, connection) {
                     Some(conn) => {
                         let _ = tx.send(conn).await;
                     }
@@ -328,15 +339,25 @@ async fn accept_loop(
 pub struct PeerStream {
     inner: TlsStream<TcpStream>,
     peer: Arc<Peer>,
+    /// Released when the connection closes.
+    _place: OwnedSemaphorePermit,
 }
 
 impl PeerStream {
     /// Wraps a finished handshake. `None` when the client sent no certificate (the verifier
     /// requires one, so this does not happen with our configuration).
-    fn new(inner: TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerStream> {
+    fn new(
+        inner: TlsStream<TcpStream>,
+        addr: SocketAddr,
+        place: OwnedSemaphorePermit,
+    ) -> Option<PeerStream> {
         let leaf = inner.get_ref().1.peer_certificates()?.first()?;
         let peer = Arc::new(Peer::from_certificate(addr, leaf.as_ref()));
-        Some(PeerStream { inner, peer })
+        Some(PeerStream {
+            inner,
+            peer,
+            _place: place,
+        })
     }
 }
 

@@ -672,3 +672,22 @@ async fn health_and_reflection_are_served() {
         assert!(names.contains(&s), "{names:?}");
     }
 }
+
+#[tokio::test]
+async fn oversized_or_control_character_request_ids_are_invalid() {
+    let gw = gateway_with_one().await;
+    let mut c = gw.agency("ministry").await;
+    for bad in ["x".repeat(129), "tx\n{\"forged\":1}".to_string()] {
+        let mut req = lookup_req(ID, &["full_name"], "health-insurance");
+        req.request_id = bad;
+        let e = c.lookup(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("request_id"), "{}", e.message());
+    }
+    let mut ok = lookup_req(ID, &["full_name"], "health-insurance");
+    ok.request_id = "Mã giao dịch 2026/11-000123".into();
+    assert_eq!(
+        c.lookup(ok).await.unwrap().into_inner().request_id,
+        "Mã giao dịch 2026/11-000123"
+    );
+}

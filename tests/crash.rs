@@ -18,7 +18,13 @@ use popgate::pb;
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::registry_admin_client::RegistryAdminClient;
 
-const RUNS: usize = 3;
+/// Kill/restart cycles; `POPGATE_CRASH_RUNS` raises it for a longer soak (bounded loop).
+fn runs() -> usize {
+    std::env::var("POPGATE_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -131,7 +137,8 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             for i in 0..100_000u32 {
                 // Ids unique per run and worker: 001 0 87 + 6 digits.
-                let id = format!("0010{}{:06}", 80 + run, w * 100_000 + i);
+                // Birth years 1930-1999: distinct per run for up to 70 runs.
+                let id = format!("0010{:02}{:06}", 30 + run % 70, w * 100_000 + i);
                 let created = reg
                     .put_citizen(pb::PutCitizenRequest {
                         citizen: Some(common::citizen(&id, "Phạm Thị Lan")),
@@ -170,7 +177,8 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
     let config = s.dir.path().join("popgate.toml");
     let audit_dir = s.dir.path().join("data/audit");
     let mut all_puts: HashMap<String, u64> = HashMap::new();
-    for run in 0..RUNS {
+    let runs = runs();
+    for run in 0..runs {
         let (mut child, addr) = spawn(&config);
         let acked = Arc::new(Mutex::new(Acked::default()));
         let load = tokio::spawn(load(addr, s.tls.clone(), run, acked.clone()));
@@ -231,4 +239,5 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
         );
     }
     drop(s.ca);
+    eprintln!("crash loop: {runs} kill -9 runs, nothing acknowledged lost");
 }

@@ -405,7 +405,10 @@ async fn no_personal_data_reaches_the_logs() {
         text.push_str(&line);
         text.push('\n');
     }
-    assert!(text.contains("popgate serving"), "the log was captured");
+    assert!(
+        text.lines().count() > 10,
+        "the trace log was captured:\n{text}"
+    );
     for secret in [name, "Hoàng", "Ngõ Huế", record.date_of_birth.as_str()] {
         assert!(!text.contains(secret), "{secret:?} found in the logs");
     }

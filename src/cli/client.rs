@@ -198,7 +198,7 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
         let req = pb::LookupRequest {
             citizen_id: args.citizen_id,
             read_mask: (!args.fields.is_empty())
-                .then(|| prost_types::FieldMask { paths: args.fields }),
+                .then_some(prost_types::FieldMask { paths: args.fields }),
             purpose,
             request_id: args.request_id,
         };

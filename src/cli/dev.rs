@@ -17,7 +17,7 @@ use crate::synth;
 /// Citizens in a fresh dev setup.
 const DEV_CITIZENS: u64 = 100_000;
 /// The seed of the dev population, so every newcomer sees the same people.
-const DEV_SEED: u64 = 2021_07_01;
+const DEV_SEED: u64 = 20_210_701;
 
 /// A sample client of DOMAIN.md: (id, kind, role, read, verify, purposes, rate, burst).
 type Sample = (
