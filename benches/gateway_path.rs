@@ -23,7 +23,7 @@ use popgate::matching::{Mode, text_matches};
 use popgate::metrics::Metrics;
 use popgate::pb;
 use popgate::policy::Policy;
-use popgate::store::{SledStore, Store};
+use popgate::store::SledStore;
 use popgate::synth::{SeedPlan, citizen_at, citizen_id_at, seed_store};
 use prost::Message;
 

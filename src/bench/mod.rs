@@ -550,7 +550,12 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
 }
 
 /// The seeded store of `count` citizens, with a progress bar while seeding.
-fn seed_store(dir: &BenchDir, count: u64, seed: u64, progress: bool) -> Result<PathBuf, BenchError> {
+fn seed_store(
+    dir: &BenchDir,
+    count: u64,
+    seed: u64,
+    progress: bool,
+) -> Result<PathBuf, BenchError> {
     let bar = progress_bar(progress, Duration::ZERO, "seeding");
     if let Some(b) = &bar {
         b.set_length(count);

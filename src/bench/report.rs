@@ -193,14 +193,7 @@ impl Report {
         let _ = writeln!(
             s,
             "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
-            "phase",
-            "requests",
-            "req/s",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "reuse",
+            "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "reuse",
         );
         let ms = |us: u64| us as f64 / 1000.0;
         for p in &self.phases {
