@@ -88,10 +88,10 @@ pub struct BenchArgs {
     /// --dev: keep the bench directory here; its seeded stores are reused by later runs.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// --dev: run the load generator on its own runtime with this many threads (default:
-    /// one runtime shared with the server).
-    #[arg(long)]
-    client_threads: Option<usize>,
+    /// --dev: worker threads of the load generator's own runtime; 0 runs it on the server's
+    /// runtime instead. One thread measured best here (docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     /// --dev: worker threads of the server's runtime (default: the cores).
     #[arg(long)]
     server_threads: Option<usize>,
@@ -177,7 +177,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             cache_capacity: args.cache_capacity,
             identities: args.clients,
             dir: args.dir.clone(),
-            client_threads: args.client_threads,
+            client_threads: (args.client_threads > 0).then_some(args.client_threads),
             server_threads: args.server_threads,
         })
     } else {
