@@ -24,11 +24,13 @@
 //! - [`certs`]: the dev CA, server and client certificates, CRLs, CSR signing, the audit key.
 //! - [`synth`]: the deterministic synthetic population.
 //! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
+//! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bench;
 pub mod cache;
 pub mod certs;
 pub mod cli;

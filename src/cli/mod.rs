@@ -3,6 +3,7 @@
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
 mod audit;
+mod bench;
 mod certs;
 mod check_config;
 mod client;
@@ -40,6 +41,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
+    /// Load generator: load a gateway (or one started in-process with --dev) and report.
+    Bench(bench::BenchArgs),
     /// Review and check the audit log.
     Audit(audit::AuditArgs),
 }
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Audit(args) => audit::run(args),
     };
     match result {

@@ -1,0 +1,294 @@
+//! Criterion benches for the request-path pieces `hot_path.rs` does not cover: Verify's claim
+//! matching, the policy checks, the per-call metrics, a cache miss and fill, encoding the
+//! answer, decoding a stored record, the whole in-process Lookup and Verify (gateway domain
+//! pipeline with a `batch` audit log, no network), and what the load generator spends to
+//! build a request (it shares the cores with the server, so its cost is part of every figure).
+//! Audit append has its own bench (`audit_append.rs`).
+//!
+//! `cargo bench --bench gateway_path`. Compare figures as ratios within one run.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use popgate::audit::{AuditLog, AuditOptions, Durability};
+use popgate::cache::ReuseCache;
+use popgate::config::Config;
+use popgate::fields::{Field, FieldSet, project};
+use popgate::gateway::{Admission, Gateway, Method, Parts};
+use popgate::identity::Peer;
+use popgate::matching::{Mode, text_matches};
+use popgate::metrics::Metrics;
+use popgate::pb;
+use popgate::policy::Policy;
+use popgate::store::SledStore;
+use popgate::synth::{SeedPlan, citizen_at, citizen_id_at, seed_store};
+use prost::Message;
+
+const SEED: u64 = 7;
+const CITIZENS: u64 = 20_000;
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[tls]
+cert = "unused.pem"
+key = "unused.key"
+client_ca = "unused.pem"
+[store]
+path = "unused"
+[audit]
+dir = "unused"
+[[clients]]
+id = "bench"
+kind = "ministry"
+role = "agency"
+read = ["full_name", "date_of_birth", "sex", "permanent_address", "current_address", "nationality", "ethnicity", "life_status", "card_expires_on"]
+verify = ["full_name", "date_of_birth", "sex"]
+purposes = ["benchmark", "health-insurance"]
+rate_per_sec = 1000000000
+burst = 1000000000
+"#;
+
+fn policy() -> Policy {
+    let config = Config::parse(CONFIG).expect("bench config");
+    Policy::new(&config, Arc::new(HashSet::new()))
+}
+
+fn peer() -> Arc<Peer> {
+    Arc::new(Peer {
+        addr: "127.0.0.1:40000".parse().expect("addr"),
+        common_name: Some("bench".into()),
+        cert_sha256: "ab".repeat(32),
+        serial: vec![1, 2, 3, 4],
+    })
+}
+
+fn matching(c: &mut Criterion) {
+    let record = citizen_at(SEED, 3);
+    let claim = popgate::matching::normalize(&record.full_name, Mode::Loose).to_uppercase();
+    c.bench_function("verify_name_loose_match", |b| {
+        b.iter(|| text_matches(black_box(&claim), black_box(&record.full_name), Mode::Loose))
+    });
+    c.bench_function("verify_name_exact_match", |b| {
+        b.iter(|| {
+            text_matches(
+                black_box(&record.full_name),
+                black_box(&record.full_name),
+                Mode::Exact,
+            )
+        })
+    });
+}
+
+fn policy_checks(c: &mut Criterion) {
+    let policy = policy();
+    let peer = peer();
+    let client = policy.authenticate(&peer).expect("client");
+    let mask = vec!["full_name".to_owned(), "date_of_birth".to_owned()];
+    c.bench_function("policy_authenticate", |b| {
+        b.iter(|| black_box(policy.authenticate(black_box(&peer)).is_ok()))
+    });
+    c.bench_function("policy_read_fields_and_purpose", |b| {
+        b.iter(|| {
+            let f = client.read_fields(black_box(&mask));
+            let p = client.require_purpose(black_box("health-insurance"));
+            black_box((f.is_ok(), p.is_ok()))
+        })
+    });
+}
+
+fn metrics(c: &mut Criterion) {
+    let m = Metrics::new();
+    // What the gateway records per call (count_metrics): a labelled counter and histogram.
+    c.bench_function("metrics_per_call", |b| {
+        b.iter(|| {
+            m.requests
+                .with_label_values(&[black_box("bench"), "Lookup", "ok"])
+                .inc();
+            m.latency
+                .with_label_values(&[black_box("Lookup")])
+                .observe(0.000_8);
+        })
+    });
+}
+
+fn cache_miss(c: &mut Criterion) {
+    let cache = ReuseCache::new(100_000, Duration::from_secs(300));
+    let record = Arc::new(citizen_at(SEED, 1));
+    let mut i = 0u64;
+    c.bench_function("cache_miss_then_fill_evicting", |b| {
+        b.iter(|| {
+            i += 1;
+            let id = citizen_id_at(SEED, i);
+            if let Err(ticket) = cache.get(id) {
+                cache.fill(ticket, Some(record.clone()));
+            }
+        })
+    });
+}
+
+fn encoding(c: &mut Criterion) {
+    let record = citizen_at(SEED, 2);
+    let fields: FieldSet = [
+        Field::FullName,
+        Field::DateOfBirth,
+        Field::Sex,
+        Field::PermanentAddress,
+        Field::CurrentAddress,
+        Field::Nationality,
+        Field::Ethnicity,
+        Field::LifeStatus,
+        Field::CardExpiresOn,
+    ]
+    .into_iter()
+    .collect();
+    let answer = pb::LookupResponse {
+        citizen: Some(project(&record, fields)),
+        reused: true,
+        audit_seq: 123_456,
+        request_id: String::new(),
+        error: None,
+    };
+    let mut buf = Vec::with_capacity(1024);
+    c.bench_function("encode_lookup_answer", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&answer).encode(&mut buf).expect("encode");
+            black_box(buf.len())
+        })
+    });
+    let stored = record.encode_to_vec();
+    c.bench_function("decode_stored_record", |b| {
+        b.iter(|| pb::Citizen::decode(black_box(&stored[..])).expect("decode"))
+    });
+}
+
+/// The gateway domain pipeline without the network: authenticate, admit, parse, rights, cache
+/// or store, audit (`batch`: written, not synced, per record), count, project.
+fn pipeline(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(&dir.path().join("population")).expect("store");
+    seed_store(&store, &SeedPlan::new(CITIZENS, SEED), |_| {}).expect("seed");
+    let mut audit = AuditOptions::new(dir.path().join("audit"));
+    audit.durability = Durability::Batch;
+    let audit = AuditLog::open(audit).expect("audit log");
+    let gateway = Gateway::new(Parts {
+        policy: policy(),
+        store: Arc::new(store),
+        cache: ReuseCache::new(1_000_000, Duration::from_secs(300)),
+        audit,
+        max_in_flight: 4096,
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let peer = peer();
+    let lookups: Vec<pb::LookupRequest> = (0..CITIZENS)
+        .map(|i| pb::LookupRequest {
+            citizen_id: citizen_id_at(SEED, i).to_string(),
+            read_mask: None,
+            purpose: "benchmark".into(),
+            request_id: String::new(),
+        })
+        .collect();
+    let verifies: Vec<pb::VerifyRequest> = (0..1000)
+        .map(|i| {
+            let r = citizen_at(SEED, i);
+            pb::VerifyRequest {
+                citizen_id: r.citizen_id.clone(),
+                claims: Some(pb::Claims {
+                    full_name: Some(
+                        popgate::matching::normalize(&r.full_name, Mode::Loose).to_uppercase(),
+                    ),
+                    date_of_birth: Some(r.date_of_birth.clone()),
+                    sex: None,
+                    permanent_address: None,
+                }),
+                purpose: "benchmark".into(),
+                request_id: String::new(),
+                mode: pb::MatchMode::Loose as i32,
+            }
+        })
+        .collect();
+    // Every record cached once, so these measure the reuse path (the common one under skew).
+    rt.block_on(async {
+        let caller = gateway
+            .authenticate(peer.clone(), Method::Lookup)
+            .await
+            .expect("caller");
+        for req in &lookups {
+            gateway
+                .lookup(&caller, req, Admission::Unary)
+                .await
+                .expect("lookup");
+        }
+    });
+    let mut i = 0usize;
+    c.bench_function("gateway_lookup_cached_batch_audit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % lookups.len();
+            rt.block_on(async {
+                let caller = gateway
+                    .authenticate(peer.clone(), Method::Lookup)
+                    .await
+                    .expect("caller");
+                gateway
+                    .lookup(&caller, &lookups[i], Admission::Unary)
+                    .await
+                    .expect("lookup")
+            })
+        })
+    });
+    c.bench_function("gateway_verify_loose_cached_batch_audit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % verifies.len();
+            rt.block_on(async {
+                let caller = gateway
+                    .authenticate(peer.clone(), Method::Verify)
+                    .await
+                    .expect("caller");
+                gateway
+                    .verify(&caller, &verifies[i], Admission::Unary)
+                    .await
+                    .expect("verify")
+            })
+        })
+    });
+    rt.block_on(async {
+        let _ = gateway.audit().shutdown().await;
+    });
+}
+
+/// What the load generator spends per request before sending it.
+fn load_generator(c: &mut Criterion) {
+    use popgate::bench::keys::{KeySampler, Rng};
+    let zipf = KeySampler::new("zipf:1.0".parse().expect("dist"), 1_000_000);
+    let mut rng = Rng::new(1);
+    c.bench_function("bench_draw_zipf_key_and_id", |b| {
+        b.iter(|| citizen_id_at(SEED, zipf.sample(&mut rng)).to_string())
+    });
+    let mut k = 0u64;
+    c.bench_function("bench_build_verify_claims", |b| {
+        b.iter(|| {
+            k += 1;
+            let r = citizen_at(SEED, k);
+            popgate::matching::normalize(&r.full_name, Mode::Loose).to_uppercase()
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    matching,
+    policy_checks,
+    metrics,
+    cache_miss,
+    encoding,
+    pipeline,
+    load_generator
+);
+criterion_main!(benches);

@@ -1,0 +1,272 @@
+//! What a benchmark prints: one entry per measured load and, for the two-sided scenarios, the
+//! comparison that is the point of the run; as a table or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::load::Tally;
+
+/// Latency percentiles of successful calls, microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+/// One measured load.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// What this load is within the scenario, e.g. "gateway", "baseline", "b-with-flood".
+    pub name: String,
+    /// "gateway", "baseline" or the remote address.
+    pub target: String,
+    /// The settings that differ between phases, in words (audit, cache, store size, client).
+    pub settings: String,
+    pub duration_secs: f64,
+    /// Calls (or stream items) answered without error in the measured window.
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    pub latency_us: Latency,
+    /// Failed calls or stream items by gRPC code name.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Answers with `reused = true`, and their share of successful answers.
+    pub reused: u64,
+    pub reuse_rate: f64,
+    /// Verify answers that disagreed with the claims sent (must be 0).
+    pub wrong_answers: u64,
+    pub mismatches_sent: u64,
+    pub mismatches_detected: u64,
+    pub deceased: u64,
+    /// The most calls outstanding at once on one connection (open loop only).
+    pub max_outstanding: u64,
+    /// Resident memory of this process (client and in-process server) at the end, MiB.
+    pub rss_mib: f64,
+    /// The in-process gateway's audit writer during this step (all loads of the step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFigures>,
+}
+
+/// What the audit writer did during a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditFigures {
+    pub records_per_sec: f64,
+    pub syncs_per_sec: f64,
+    pub records_per_sync: f64,
+}
+
+impl AuditFigures {
+    pub fn between(
+        before: &crate::audit::AuditStats,
+        after: &crate::audit::AuditStats,
+        secs: f64,
+    ) -> AuditFigures {
+        let records = after.records.saturating_sub(before.records) as f64;
+        let syncs = after.syncs.saturating_sub(before.syncs) as f64;
+        AuditFigures {
+            records_per_sec: records / secs.max(1e-9),
+            syncs_per_sec: syncs / secs.max(1e-9),
+            records_per_sync: if syncs > 0.0 { records / syncs } else { 0.0 },
+        }
+    }
+}
+
+impl PhaseReport {
+    pub fn new(name: &str, target: &str, settings: String, secs: f64, t: &Tally) -> PhaseReport {
+        let h = &t.latency;
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
+        PhaseReport {
+            name: name.to_owned(),
+            target: target.to_owned(),
+            settings,
+            duration_secs: secs,
+            requests: t.ok,
+            requests_per_sec: t.ok as f64 / secs.max(1e-9),
+            latency_us: Latency {
+                p50: q(0.50),
+                p90: q(0.90),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: h.max(),
+                mean: if h.is_empty() { 0.0 } else { h.mean() },
+            },
+            errors: t.errors.clone(),
+            reused: t.reused,
+            reuse_rate: if t.ok == 0 {
+                0.0
+            } else {
+                t.reused as f64 / t.ok as f64
+            },
+            wrong_answers: t.wrong_answers,
+            mismatches_sent: t.mismatches_sent,
+            mismatches_detected: t.mismatches_detected,
+            deceased: t.deceased,
+            max_outstanding: t.max_outstanding,
+            rss_mib: rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
+            audit: None,
+        }
+    }
+}
+
+/// A ratio between two phases, with the target it is held to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub what: String,
+    /// `of` / `against` requests per second.
+    pub of: String,
+    pub against: String,
+    pub throughput_ratio: f64,
+    pub p99_ratio: f64,
+    pub p50_ratio: f64,
+    /// The target in words, and whether this run met it.
+    pub target: String,
+    pub met: bool,
+}
+
+impl Comparison {
+    pub fn between(what: &str, of: &PhaseReport, against: &PhaseReport) -> Comparison {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Comparison {
+            what: what.to_owned(),
+            of: of.name.clone(),
+            against: against.name.clone(),
+            throughput_ratio: ratio(of.requests_per_sec, against.requests_per_sec),
+            p99_ratio: ratio(of.latency_us.p99 as f64, against.latency_us.p99 as f64),
+            p50_ratio: ratio(of.latency_us.p50 as f64, against.latency_us.p50 as f64),
+            target: String::new(),
+            met: false,
+        }
+    }
+
+    pub fn with_target(mut self, target: &str, met: impl Fn(&Comparison) -> bool) -> Comparison {
+        self.target = target.to_owned();
+        self.met = met(&self);
+        self
+    }
+}
+
+/// How the cache's memory was measured (the `--compare-cache` scenario).
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheFootprint {
+    pub records: u64,
+    /// Growth of this process's resident memory while filling a cache, per record.
+    pub rss_bytes_per_record: f64,
+    /// The records' own heap and struct bytes per record (what the cache must hold at least);
+    /// the rest of the RSS figure is moka's bookkeeping and allocator overhead.
+    pub payload_bytes_per_record: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    /// The load's settings in words.
+    pub load: String,
+    /// Cores this process could use; the load generator shares them with the server.
+    pub cores: usize,
+    pub phases: Vec<PhaseReport>,
+    pub comparisons: Vec<Comparison>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_footprint: Option<CacheFootprint>,
+}
+
+impl Report {
+    /// The table printed when `--json` is not given.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "popgate bench: {} ({} cores, shared by the load generator and the server)\nload: {}\n",
+            self.scenario, self.cores, self.load
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
+            "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "reuse",
+        );
+        let ms = |us: u64| us as f64 / 1000.0;
+        for p in &self.phases {
+            let errors = if p.errors.is_empty() {
+                "none".to_owned()
+            } else {
+                p.errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                s,
+                "{:<16} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>6.1}%  {}",
+                p.name,
+                p.requests,
+                p.requests_per_sec,
+                ms(p.latency_us.p50),
+                ms(p.latency_us.p90),
+                ms(p.latency_us.p99),
+                ms(p.latency_us.p999),
+                p.reuse_rate * 100.0,
+                errors
+            );
+            let _ = writeln!(
+                s,
+                "{:<16} {} ({}; RSS {:.0} MiB)",
+                "", p.settings, p.target, p.rss_mib
+            );
+            if let Some(a) = &p.audit {
+                let _ = writeln!(
+                    s,
+                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s, {:.1} records per sync (whole step, incl. warm-up)",
+                    "", a.records_per_sec, a.syncs_per_sec, a.records_per_sync
+                );
+            }
+            if p.mismatches_sent > 0 || p.wrong_answers > 0 {
+                let _ = writeln!(
+                    s,
+                    "{:<16} verify: {} deliberate mismatches sent, {} came back unmatched; {} deceased; {} wrong answers",
+                    "", p.mismatches_sent, p.mismatches_detected, p.deceased, p.wrong_answers
+                );
+            }
+        }
+        for c in &self.comparisons {
+            let _ = writeln!(
+                s,
+                "\n{}: {} / {}: throughput {:.1}%, p50 {:.2}x, p99 {:.2}x  (target: {}) {}",
+                c.what,
+                c.of,
+                c.against,
+                c.throughput_ratio * 100.0,
+                c.p50_ratio,
+                c.p99_ratio,
+                c.target,
+                if c.met { "MET" } else { "MISSED" }
+            );
+        }
+        if let Some(f) = &self.cache_footprint {
+            let _ = writeln!(
+                s,
+                "\ncache memory: {:.0} bytes per cached record (RSS growth over {} records); the records themselves are {:.0} bytes",
+                f.rss_bytes_per_record, f.records, f.payload_bytes_per_record
+            );
+        }
+        s
+    }
+}
+
+/// This process's resident memory, from /proc (Linux); `None` elsewhere.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

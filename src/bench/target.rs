@@ -1,0 +1,457 @@
+//! What a benchmark runs against when it brings its own server (`--dev`): a bench directory
+//! with a fresh dev CA and certificates, seeded population stores, and either the full
+//! gateway (the real [`Server`], configured from a TOML file like any deployment) or the
+//! bare baseline server.
+//!
+//! The baseline has exactly the gateway's transport: the same rustls server configuration
+//! (built by [`identity::load`] from the same files: TLS 1.3 only, client certificate
+//! required, CRL), the same accept loop shape (TCP_NODELAY on every accepted socket, each
+//! handshake in its own task), the same HTTP/2 settings (streams per connection, keep-alive,
+//! message size) and the same client. Its handlers return a fixed answer of the size of the
+//! gateway's typical one: no policy, limits, cache, store or audit. The ratio of the two is
+//! the price of everything popgate adds.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::BenchError;
+use crate::certs::{ClientOptions, DevCa};
+use crate::client::ClientTls;
+use crate::config::Config;
+use crate::fields::{FieldSet, project};
+use crate::pb;
+use crate::pb::identity_gateway_server::{IdentityGateway, IdentityGatewayServer};
+use crate::server::Server;
+use crate::store::{SledStore, Store};
+
+/// Fields the bench clients may read: a ministry's set (DOMAIN.md's health-insurance sample),
+/// so a Lookup's answer has the size of a typical one.
+pub const READ_FIELDS: &[&str] = &[
+    "full_name",
+    "date_of_birth",
+    "sex",
+    "permanent_address",
+    "current_address",
+    "nationality",
+    "ethnicity",
+    "life_status",
+    "card_expires_on",
+];
+/// Fields the bench clients may verify (a telecom's set).
+pub const VERIFY_FIELDS: &[&str] = &["full_name", "date_of_birth", "sex"];
+/// The purpose every bench client may state.
+pub const PURPOSE: &str = "benchmark";
+
+/// A client of the bench gateway.
+#[derive(Debug, Clone)]
+pub struct BenchClient {
+    pub id: String,
+    pub rate_per_sec: u32,
+    pub burst: u32,
+}
+
+/// How the gateway of one stage is configured.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub citizens: u64,
+    pub durability: crate::config::Durability,
+    pub cache_capacity: u64,
+    pub clients: Vec<BenchClient>,
+}
+
+/// The bench directory: certificates, population stores and one folder per stage. Removed at
+/// the end unless the user gave it (then the stores are kept and reused by the next run).
+pub struct BenchDir {
+    root: PathBuf,
+    keep: bool,
+    ca: DevCa,
+    stages: usize,
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.keep {
+            let _ = std::fs::remove_dir_all(self.root.join("stages"));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> BenchError {
+    BenchError::Setup(format!("{what} {}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BenchError> {
+    std::fs::write(path, text).map_err(|e| io("cannot write", path, e))
+}
+
+impl BenchDir {
+    /// Creates (or, for a given `dir`, reuses) the bench directory with a new CA and server
+    /// certificate.
+    pub fn create(dir: Option<&Path>) -> Result<BenchDir, BenchError> {
+        let (root, keep) = match dir {
+            Some(d) => (d.to_owned(), true),
+            None => (
+                std::env::temp_dir().join(format!("popgate-bench-{}", std::process::id())),
+                false,
+            ),
+        };
+        std::fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
+        // The stage configs name files by absolute path (relative ones would be taken
+        // relative to each config's own folder).
+        let root = root
+            .canonicalize()
+            .map_err(|e| io("cannot resolve", &root, e))?;
+        let certs = root.join("certs");
+        std::fs::create_dir_all(&certs).map_err(|e| io("cannot create", &certs, e))?;
+        let ca = DevCa::generate().map_err(|e| BenchError::Setup(e.to_string()))?;
+        let server = ca
+            .server_cert(&["localhost", "127.0.0.1"])
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let crl = ca
+            .crl(
+                &[],
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        write(&certs.join("ca.pem"), ca.cert_pem())?;
+        write(&certs.join("server.pem"), &server.cert_pem)?;
+        write(&certs.join("server.key"), &server.key_pem)?;
+        write(&certs.join("ca.crl"), &crl)?;
+        Ok(BenchDir {
+            root,
+            keep,
+            ca,
+            stages: 0,
+        })
+    }
+
+    /// The client TLS material of `id` (a new certificate each time).
+    pub fn client_tls(&self, id: &str) -> Result<ClientTls, BenchError> {
+        let pair = self
+            .ca
+            .client_cert(id, &ClientOptions::default())
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        Ok(ClientTls {
+            ca_pem: self.ca.cert_pem().to_owned(),
+            cert_pem: pair.cert_pem,
+            key_pem: pair.key_pem,
+        })
+    }
+
+    /// The store holding citizens `0..count` of population `seed`, seeded on first use.
+    /// `progress` is called with the records written so far.
+    pub fn store(
+        &self,
+        count: u64,
+        seed: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<PathBuf, BenchError> {
+        let path = self.root.join(format!("population-{count}-seed{seed}"));
+        let done = path.join("SEEDED");
+        if done.is_file() {
+            return Ok(path);
+        }
+        let _ = std::fs::remove_dir_all(&path);
+        let store = SledStore::open(&path).map_err(|e| BenchError::Setup(e.to_string()))?;
+        crate::synth::seed_store(&store, &crate::synth::SeedPlan::new(count, seed), progress)
+            .map_err(|e| BenchError::Setup(format!("seeding {count} citizens: {e}")))?;
+        store
+            .flush()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        drop(store);
+        write(&done, "")?;
+        Ok(path)
+    }
+
+    /// Writes the configuration of a new stage and returns it loaded and validated.
+    pub fn stage_config(
+        &mut self,
+        store: &Path,
+        settings: &GatewaySettings,
+    ) -> Result<Config, BenchError> {
+        self.stages += 1;
+        let dir = self.root.join("stages").join(self.stages.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("audit")).map_err(|e| io("cannot create", &dir, e))?;
+        let certs = self.root.join("certs");
+        let durability = match settings.durability {
+            crate::config::Durability::Sync => "sync",
+            crate::config::Durability::Batch => "batch",
+        };
+        let mut text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
+             [store]\npath = {store:?}\n\n[audit]\ndir = \"audit\"\ndurability = \"{durability}\"\nflush_ms = 5\n\n\
+             [cache]\ncapacity = {cap}\nttl_secs = 300\n",
+            cert = certs.join("server.pem"),
+            key = certs.join("server.key"),
+            ca = certs.join("ca.pem"),
+            crl = certs.join("ca.crl"),
+            cap = settings.cache_capacity,
+        );
+        let list = |items: &[&str]| {
+            let quoted: Vec<_> = items.iter().map(|s| format!("{s:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        for c in &settings.clients {
+            let _ = write!(
+                text,
+                "\n[[clients]]\nid = {:?}\nkind = \"ministry\"\nrole = \"agency\"\nread = {}\nverify = {}\npurposes = [{PURPOSE:?}]\nrate_per_sec = {}\nburst = {}\n",
+                c.id,
+                list(READ_FIELDS),
+                list(VERIFY_FIELDS),
+                c.rate_per_sec,
+                c.burst,
+            );
+        }
+        let path = dir.join("popgate.toml");
+        write(&path, &text)?;
+        Config::load(&path).map_err(|e| BenchError::Setup(e.to_string()))
+    }
+}
+
+/// A server running on a runtime of the benchmark, until [`Running::stop`].
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The gateway (not the baseline), to read its audit counters.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the server and waits until it has finished (the gateway syncs its audit log).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `127.0.0.1:0`. The listener is registered with the server's runtime inside its task
+/// (`from_std`), so that with separate runtimes the server's sockets are driven by the
+/// server's threads only.
+fn bind() -> Result<(std::net::TcpListener, SocketAddr), BenchError> {
+    let setup = |e: std::io::Error| BenchError::Setup(format!("cannot bind 127.0.0.1:0: {e}"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup)?;
+    listener.set_nonblocking(true).map_err(setup)?;
+    let addr = listener.local_addr().map_err(setup)?;
+    Ok((listener, addr))
+}
+
+/// Starts the full gateway from `config` on `server_rt`.
+pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, BenchError> {
+    // The audit log may start its writer task when opened: open it on the server's runtime.
+    let server = {
+        let _enter = server_rt.enter();
+        Server::build(config).map_err(|e| BenchError::Setup(e.to_string()))?
+    };
+    let gateway = server.gateway().clone();
+    let (listener, addr) = bind()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = server_rt.spawn(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "bench gateway cannot listen");
+                return;
+            }
+        };
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = server.serve(listener, shutdown).await {
+            tracing::error!(error = %e, "bench gateway failed");
+        }
+    });
+    Ok(Running {
+        addr,
+        gateway: Some(gateway),
+        shutdown: tx,
+        task,
+    })
+}
+
+/// The answers the baseline returns: a Lookup of `READ_FIELDS` of a real record and a
+/// two-claim Verify, as the gateway would encode them.
+#[derive(Clone)]
+pub struct FixedAnswers {
+    pub lookup: pb::LookupResponse,
+    pub verify: pb::VerifyResponse,
+}
+
+impl FixedAnswers {
+    pub fn typical(seed: u64) -> FixedAnswers {
+        let record = crate::synth::citizen_at(seed, 0);
+        let fields: FieldSet = READ_FIELDS
+            .iter()
+            .filter_map(|n| crate::fields::Field::from_name(n))
+            .collect();
+        FixedAnswers {
+            lookup: pb::LookupResponse {
+                citizen: Some(project(&record, fields)),
+                reused: false,
+                audit_seq: 123_456_789,
+                request_id: String::new(),
+                error: None,
+            },
+            verify: pb::VerifyResponse {
+                matched: true,
+                fields: ["full_name", "date_of_birth"]
+                    .iter()
+                    .map(|f| pb::FieldMatch {
+                        field: (*f).to_owned(),
+                        matched: true,
+                    })
+                    .collect(),
+                deceased: false,
+                reused: false,
+                audit_seq: 123_456_789,
+                request_id: String::new(),
+                error: None,
+            },
+        }
+    }
+}
+
+struct Fixed(Arc<FixedAnswers>);
+
+type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IdentityGateway for Fixed {
+    async fn lookup(
+        &self,
+        req: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let mut answer = self.0.lookup.clone();
+        answer.request_id = req.into_inner().request_id;
+        Ok(Response::new(answer))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let mut answer = self.0.verify.clone();
+        answer.request_id = req.into_inner().request_id;
+        Ok(Response::new(answer))
+    }
+
+    type LookupStreamStream = Answers<pb::LookupResponse>;
+
+    async fn lookup_stream(
+        &self,
+        req: Request<Streaming<pb::LookupRequest>>,
+    ) -> Result<Response<Self::LookupStreamStream>, Status> {
+        let fixed = self.0.clone();
+        let out = req.into_inner().map(move |r| {
+            r.map(|r| pb::LookupResponse {
+                request_id: r.request_id,
+                ..fixed.lookup.clone()
+            })
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    type VerifyStreamStream = Answers<pb::VerifyResponse>;
+
+    async fn verify_stream(
+        &self,
+        req: Request<Streaming<pb::VerifyRequest>>,
+    ) -> Result<Response<Self::VerifyStreamStream>, Status> {
+        let fixed = self.0.clone();
+        let out = req.into_inner().map(move |r| {
+            r.map(|r| pb::VerifyResponse {
+                request_id: r.request_id,
+                ..fixed.verify.clone()
+            })
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Same bounds as the gateway's accept loop (`server.rs`).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HANDSHAKES: usize = 256;
+
+/// Starts the baseline server with the TLS and HTTP/2 settings of `config` on `server_rt`.
+pub fn start_baseline(
+    config: &Config,
+    answers: FixedAnswers,
+    server_rt: &Handle,
+) -> Result<Running, BenchError> {
+    let tls = crate::identity::load(&config.tls).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let acceptor = TlsAcceptor::from(tls.server_config);
+    let (listener, addr) = bind()?;
+    let limits = config.limits.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = server_rt.spawn(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "bench baseline cannot listen");
+                return;
+            }
+        };
+        let (conn_tx, conn_rx) = mpsc::channel(64);
+        let accept = tokio::spawn(async move {
+            let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+            loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, conn_tx) = (acceptor.clone(), conn_tx.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                    {
+                        let _ = conn_tx.send(stream).await;
+                    }
+                });
+            }
+        });
+        let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, std::io::Error>);
+        let result = tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .add_service(
+                IdentityGatewayServer::new(Fixed(Arc::new(answers)))
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+        accept.abort();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "bench baseline server failed");
+        }
+    });
+    Ok(Running {
+        addr,
+        gateway: None,
+        shutdown: tx,
+        task,
+    })
+}

@@ -1,0 +1,83 @@
+//! `popgate bench --dev` end to end, small and fast: the JSON report has sane fields, and the
+//! bulk scenario's deliberate mismatches really come back as mismatches.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(extra: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args([
+            "bench",
+            "--dev",
+            "--citizens",
+            "2000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--json",
+        ])
+        .args(extra)
+        .output()
+        .expect("run popgate bench");
+    assert!(
+        out.status.success(),
+        "popgate bench {extra:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn phase<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no phase {name} in {report}"))
+}
+
+fn assert_sane(p: &Value) {
+    assert!(p["requests"].as_u64().unwrap() > 0, "{p}");
+    assert!(p["requests_per_sec"].as_f64().unwrap() > 0.0, "{p}");
+    assert_eq!(p["errors"], serde_json::json!({}), "{p}");
+    let l = &p["latency_us"];
+    let (p50, p99, p999) = (
+        l["p50"].as_u64().unwrap(),
+        l["p99"].as_u64().unwrap(),
+        l["p999"].as_u64().unwrap(),
+    );
+    assert!(p50 > 0 && p50 <= p99 && p99 <= p999, "{l}");
+    let reuse = p["reuse_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&reuse), "{p}");
+    assert_eq!(p["wrong_answers"], 0, "{p}");
+}
+
+#[test]
+fn a_small_dev_run_reports_requests_and_no_errors() {
+    let report = bench(&[]);
+    assert_eq!(report["scenario"], "single");
+    assert_sane(phase(&report, "gateway"));
+}
+
+#[test]
+fn bulk_mismatches_come_back_as_mismatches() {
+    let report = bench(&["--bulk", "--connections", "2", "--concurrency", "32"]);
+    let p = phase(&report, "gateway");
+    assert_sane(p);
+    let sent = p["mismatches_sent"].as_u64().unwrap();
+    assert!(sent > 0, "{p}");
+    assert_eq!(p["mismatches_detected"].as_u64().unwrap(), sent, "{p}");
+}
+
+#[test]
+fn baseline_runs_both_sides_and_gives_their_ratio() {
+    let report = bench(&["--baseline", "--connections", "2", "--concurrency", "8"]);
+    assert_sane(phase(&report, "baseline"));
+    assert_sane(phase(&report, "gateway"));
+    let c = &report["comparisons"][0];
+    assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
+}
