@@ -35,8 +35,11 @@ use prost::Message;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::is_nfc;
 
+/// A target: arbitrary bytes in, a panic when something that must hold does not.
+pub type Check = fn(&[u8]);
+
 /// Every target, by name, for the stable harness.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("citizen_id", citizen_id),
     ("read_mask", read_mask),
     ("verify_normalize", verify_normalize),
@@ -614,13 +617,12 @@ fn serde_json_checkpoint(line: &[u8]) -> Option<Checkpoint> {
 /// fsyncs files on every run.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::Builder::new()
+    if shm.is_dir()
+        && let Ok(d) = tempfile::Builder::new()
             .prefix("popgate-fuzz-")
             .tempdir_in(shm)
-        {
-            return d;
-        }
+    {
+        return d;
     }
     tempfile::Builder::new()
         .prefix("popgate-fuzz-")
@@ -692,7 +694,7 @@ fn write_dir(dir: &Path, data: &[u8]) -> Written {
                 }
             }
         }
-        if b.u8() % 4 == 0 {
+        if b.u8().is_multiple_of(4) {
             let torn: Vec<u8> = b.chunk().iter().copied().filter(|&c| c != b'\n').collect();
             all_valid &= torn.is_empty();
             content.extend_from_slice(&torn);
@@ -703,7 +705,7 @@ fn write_dir(dir: &Path, data: &[u8]) -> Written {
     match b.u8() % 4 {
         0 => {}
         1 => {
-            for (seq, hash, ts) in hashes.iter().filter(|_| b.u8() % 2 == 0) {
+            for (seq, hash, ts) in hashes.iter().filter(|_| b.u8().is_multiple_of(2)) {
                 let cp = Checkpoint {
                     seq: *seq,
                     hash: chain::to_hex(hash),
