@@ -44,6 +44,10 @@ burst = 1000
     )
 }
 
+/// These tests measure rates against the real clock: they run one at a time, so that they
+/// do not take each other's CPU (the test harness runs a binary's tests in parallel).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn start(clients_toml: String) -> TestGateway {
     let gw = TestGateway::start_with(Options {
         clients_toml,
@@ -64,13 +68,15 @@ async fn flood(
     workers: usize,
     for_: Duration,
     per_sec: Option<u32>,
-) -> (u64, u64, u64) {
-    let deadline = Instant::now() + for_;
+) -> (u64, u64, u64, Duration) {
     let mut tasks = Vec::new();
     let mut channels = Vec::new();
     for _ in 0..conns {
         channels.push(gw.channel(id).await);
     }
+    // The window starts once the connections are up, and ends when the last call returns.
+    let started = Instant::now();
+    let deadline = started + for_;
     for w in 0..workers {
         let mut c =
             pb::identity_gateway_client::IdentityGatewayClient::new(channels[w % conns].clone());
@@ -99,15 +105,15 @@ async fn flood(
         let (a, b, c) = t.await.unwrap();
         total = (total.0 + a, total.1 + b, total.2 + c);
     }
-    total
+    (total.0, total.1, total.2, started.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_is_granted_burst_plus_rate_times_time() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(300, 100, 1000, 1000)).await;
-    let started = Instant::now();
-    let (ok, limited, other) = flood(&gw, "a", 2, 16, Duration::from_secs(3), None).await;
-    let secs = started.elapsed().as_secs_f64();
+    let (ok, limited, other, window) = flood(&gw, "a", 2, 16, Duration::from_secs(3), None).await;
+    let secs = window.as_secs_f64();
     let expected = 100.0 + 300.0 * secs;
     assert_eq!(other, 0);
     assert!(limited > 0);
@@ -120,6 +126,7 @@ async fn a_flooding_client_is_granted_burst_plus_rate_times_time() {
 
 #[tokio::test]
 async fn a_refused_unary_call_says_when_to_retry() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(1, 1, 1000, 1000)).await;
     let mut c = gw.agency("a").await;
     c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
@@ -141,6 +148,7 @@ async fn a_refused_unary_call_says_when_to_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_client_does_not_refuse_another() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(100, 100, 200, 50)).await;
     let secs = 3;
     // A floods at 10x its rate over three connections.
@@ -169,7 +177,7 @@ async fn a_flood_from_one_client_does_not_refuse_another() {
         }
         (ok, limited)
     };
-    let ((_, a_limited, _), (b_ok, b_limited)) = tokio::join!(flood_a, steady_b);
+    let ((_, a_limited, _, _), (b_ok, b_limited)) = tokio::join!(flood_a, steady_b);
     assert!(a_limited > 0, "A must have been over its rate");
     assert_eq!(b_limited, 0, "B was refused {b_limited} times");
     // Not a vacuous pass: B sent a good part of its 480 calls (a loaded 2-core machine
@@ -180,6 +188,7 @@ async fn a_flood_from_one_client_does_not_refuse_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_stream_is_paced_not_failed() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(200, 20, 1000, 1000)).await;
     let n = 420usize;
     let reqs: Vec<_> = (0..n)
@@ -218,6 +227,7 @@ async fn a_fast_stream_is_paced_not_failed() {
 
 #[tokio::test]
 async fn past_the_in_flight_bound_calls_are_shed_and_admitted_ones_succeed() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = TestGateway::start_with(Options {
         limits_toml: "max_in_flight = 4\n".into(),
         ..Default::default()
@@ -243,6 +253,7 @@ async fn past_the_in_flight_bound_calls_are_shed_and_admitted_ones_succeed() {
 
 #[tokio::test]
 async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(1, 1, 1000, 1000)).await;
     let mut c = gw.agency("a").await;
     c.lookup(lookup_req(ID, &["full_name"], "p")).await.unwrap();
@@ -283,6 +294,7 @@ async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
 
 #[tokio::test]
 async fn a_new_rate_takes_effect_on_reload() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(1000, 1000, 1000, 1000)).await;
     let mut c = gw.agency("a").await;
     for _ in 0..20 {
@@ -305,6 +317,7 @@ async fn a_new_rate_takes_effect_on_reload() {
 
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = TestGateway::start_with(Options {
         limits_toml: "max_message_bytes = 4096\n".into(),
         ..Default::default()
@@ -329,6 +342,7 @@ async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
 
 #[tokio::test]
 async fn connections_past_the_bound_wait_until_one_closes() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = TestGateway::start_with(Options {
         limits_toml: "max_connections = 2\n".into(),
         ..Default::default()
@@ -371,6 +385,7 @@ async fn connections_past_the_bound_wait_until_one_closes() {
 
 #[tokio::test]
 async fn refusals_cannot_flood_the_audit_log() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(1, 1, 1000, 1000)).await;
     // A configured agency calling a method outside its role, fast.
     let mut op = pb::operator_client::OperatorClient::new(gw.channel("a").await);
