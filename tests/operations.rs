@@ -308,9 +308,11 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
     let ch = popgate::client::connect(&addr, "localhost", &tls(dir.path(), "ministry"))
         .await
         .unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let mut c = popgate::pb::identity_gateway_client::IdentityGatewayClient::new(ch.clone());
+        let served = served.clone();
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u32;
             loop {
@@ -318,14 +320,22 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
                     .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
                     .await
                 {
-                    Ok(_) => ok += 1,
+                    Ok(_) => {
+                        ok += 1;
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     // After shutdown starts, new calls are refused or the connection closes.
                     Err(e) => return (ok, e.code()),
                 }
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signal once the load is really flowing (a fixed sleep is too short on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while served.load(std::sync::atomic::Ordering::Relaxed) < 50 {
+        assert!(std::time::Instant::now() < deadline, "the load never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
