@@ -57,6 +57,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Plain-HTTP Prometheus endpoint; keep it on a private interface.
     pub metrics_listen: Option<SocketAddr>,
+    /// On SIGTERM/SIGINT, how long calls and streams in flight may take to finish before
+    /// their connections are closed.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]

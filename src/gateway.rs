@@ -102,12 +102,30 @@ struct Call<'a> {
     reused: bool,
 }
 
+impl Call<'_> {
+    /// Checks what every agency request carries — the echoed purpose and request id, and
+    /// the citizen id — and notes whose data the call is about.
+    fn subject(
+        &mut self,
+        citizen_id: &str,
+        purpose: &str,
+        request_id: &str,
+    ) -> Result<CitizenId, Error> {
+        check_echoed("request_id", request_id)?;
+        check_echoed("purpose", purpose)?;
+        let id = parse_id(citizen_id)?;
+        self.citizen_id = Some(id.to_string());
+        Ok(id)
+    }
+}
+
 /// The parts a gateway is made of.
 pub struct Parts {
     pub policy: Policy,
     pub store: Arc<dyn Store>,
     pub cache: ReuseCache,
     pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
     pub max_in_flight: usize,
 }
 
@@ -118,7 +136,7 @@ pub struct Gateway {
     limits: Limits,
     audit: AuditLog,
     stats: Stats,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Serialise PutCitizen per stripe of ids: check, record and write as one step.
     write_locks: Box<[Arc<tokio::sync::Mutex<()>>]>,
 }
@@ -161,7 +179,7 @@ impl Gateway {
             limits,
             audit: parts.audit,
             stats: Stats::default(),
-            metrics: Metrics::new(),
+            metrics: parts.metrics,
             write_locks: (0..WRITE_STRIPES)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),
@@ -270,6 +288,28 @@ impl Gateway {
         Err(err)
     }
 
+    /// Checks a caller again for the next item of a stream it opened earlier: a client removed
+    /// or revoked since (reload) is refused from its next item, and a new rate applies. Not
+    /// audited here: the stream ends with the refusal as its status.
+    pub fn recheck(&self, caller: &Caller, method: Method) -> Result<Caller, Error> {
+        let policy = self.policy.load();
+        let client = policy.authenticate(&caller.peer)?;
+        client.require_role(method.role(), method.name())?;
+        if Arc::ptr_eq(&client, &caller.client) {
+            return Ok(caller.clone());
+        }
+        let limit = self
+            .limits
+            .client(&client.id)
+            .ok_or_else(|| Error::Internal(format!("no limiter for client {:?}", client.id)))?;
+        Ok(Caller {
+            peer: caller.peer.clone(),
+            counters: self.stats.client(&client.id),
+            limit,
+            client,
+        })
+    }
+
     /// Takes rate capacity and a place in flight, per `admission`.
     async fn admit(
         &self,
@@ -373,7 +413,6 @@ impl Gateway {
         outcome: Outcome,
         reason: Option<String>,
     ) -> Result<u64, Error> {
-        self.count_metrics(call, outcome_name(outcome));
         let caller = call.caller;
         let ev = AuditEvent {
             client: caller.client.id.clone(),
@@ -390,7 +429,17 @@ impl Gateway {
             count: None,
             reason,
         };
-        self.audit.append(ev).await.map_err(audit_unavailable)
+        match self.audit.append(ev).await {
+            Ok(seq) => {
+                self.count_metrics(call, outcome_name(outcome));
+                Ok(seq)
+            }
+            Err(e) => {
+                // What the caller got: UNAVAILABLE, not the outcome it would have had.
+                self.count_metrics(call, "error");
+                Err(audit_unavailable(e))
+            }
+        }
     }
 
     fn count_metrics(&self, call: &Call<'_>, outcome: &str) {
@@ -435,12 +484,14 @@ impl Gateway {
         admission: Admission,
     ) -> Result<Audited<pb::LookupResponse>, Error> {
         let mut call = self.call(caller, Method::Lookup, &req.purpose, &req.request_id);
+        // The place in flight is held until the answer is audited: the audit wait is part of
+        // the call's cost.
+        let _permit = match self.admit(caller, admission).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
         let result = async {
-            let _permit = self.admit(caller, admission).await?;
-            check_echoed("request_id", &req.request_id)?;
-            check_echoed("purpose", &req.purpose)?;
-            let id = parse_id(&req.citizen_id)?;
-            call.citizen_id = Some(id.to_string());
+            let id = call.subject(&req.citizen_id, &req.purpose, &req.request_id)?;
             let client = &caller.client;
             let mask = req.read_mask.as_ref().map_or(&[][..], |m| &m.paths[..]);
             let fields = client.read_fields(mask)?;
@@ -471,12 +522,12 @@ impl Gateway {
         admission: Admission,
     ) -> Result<Audited<pb::VerifyResponse>, Error> {
         let mut call = self.call(caller, Method::Verify, &req.purpose, &req.request_id);
+        let _permit = match self.admit(caller, admission).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
         let result = async {
-            let _permit = self.admit(caller, admission).await?;
-            check_echoed("request_id", &req.request_id)?;
-            check_echoed("purpose", &req.purpose)?;
-            let id = parse_id(&req.citizen_id)?;
-            call.citizen_id = Some(id.to_string());
+            let id = call.subject(&req.citizen_id, &req.purpose, &req.request_id)?;
             let client = &caller.client;
             if client.verify.is_empty() {
                 return Err(Error::PermissionDenied(format!(
@@ -493,14 +544,7 @@ impl Gateway {
             let record = record.ok_or_else(|| Self::not_found(id))?;
             call.fields = claims.items.iter().map(|(f, _)| *f).collect();
             call.reused = reused;
-            let fields: Vec<pb::FieldMatch> = claims
-                .items
-                .iter()
-                .map(|(field, claim)| pb::FieldMatch {
-                    field: field.name().to_owned(),
-                    matched: claim_matches(*field, claim, &record, claims.mode),
-                })
-                .collect();
+            let fields = claims.field_matches(&record);
             let deceased = record.life_status == pb::LifeStatus::Deceased as i32;
             Ok(pb::VerifyResponse {
                 matched: !deceased && fields.iter().all(|f| f.matched),
@@ -591,7 +635,8 @@ impl Gateway {
                     Err(e) => e,
                     Ok(o) => Error::Internal(format!("store refused a checked write: {o:?}")),
                 };
-                tracing::error!(citizen_id = %id, audit_seq = seq, error = %err, "PutCitizen recorded but not written");
+                // The audit record (by seq) names the citizen; the process log must not.
+                tracing::error!(audit_seq = seq, error = %err, "PutCitizen recorded but not written");
                 self.finish(call, Err::<(), _>(err.clone())).await?;
                 Err(err)
             }
@@ -601,12 +646,11 @@ impl Gateway {
     /// GetStats: counters since start-up and the store's size.
     pub async fn get_stats(&self, caller: &Caller) -> Result<Audited<pb::GetStatsResponse>, Error> {
         let call = self.call(caller, Method::GetStats, "", "");
-        let result = async {
-            let _permit = self.admit(caller, Admission::Unary).await?;
-            Ok(self.stats_snapshot())
-        }
-        .await;
-        self.finish(call, result).await
+        let _permit = match self.admit(caller, Admission::Unary).await {
+            Ok(p) => p,
+            Err(e) => return self.finish(call, Err(e)).await,
+        };
+        self.finish(call, Ok(self.stats_snapshot())).await
     }
 
     /// The `GetStats` answer (also used by metrics).
@@ -718,6 +762,17 @@ fn now_timestamp() -> prost_types::Timestamp {
     }
 }
 
+/// The pure part of Verify: parses the claims of `req` (`INVALID_ARGUMENT` naming the bad one)
+/// and compares each with `record`, in Claims field order. Rights, purpose and the store are
+/// the handler's business, not this function's. Public so that the fuzz targets and tests can
+/// reach the parsing of a decoded request without a server.
+pub fn match_claims(
+    req: &pb::VerifyRequest,
+    record: &pb::Citizen,
+) -> Result<Vec<pb::FieldMatch>, Error> {
+    Ok(Claims::parse(req)?.field_matches(record))
+}
+
 /// One claimed value, parsed.
 enum Claim {
     Text(String),
@@ -745,6 +800,17 @@ struct Claims {
 }
 
 impl Claims {
+    /// One answer per claim, in Claims field order.
+    fn field_matches(&self, record: &pb::Citizen) -> Vec<pb::FieldMatch> {
+        self.items
+            .iter()
+            .map(|(field, claim)| pb::FieldMatch {
+                field: field.name().to_owned(),
+                matched: claim_matches(*field, claim, record, self.mode),
+            })
+            .collect()
+    }
+
     fn parse(req: &pb::VerifyRequest) -> Result<Claims, Error> {
         let mode = match pb::MatchMode::try_from(req.mode) {
             Ok(pb::MatchMode::Unspecified | pb::MatchMode::Exact) => Mode::Exact,

@@ -208,11 +208,9 @@ pub fn load(tls: &TlsConfig) -> Result<TlsMaterial, TlsError> {
     })
 }
 
-/// Days until the first certificate in the PEM file at `path` expires (negative once it has).
-pub fn days_until_expiry(path: &Path) -> Option<f64> {
+/// When the first certificate in the PEM file at `path` expires, as Unix seconds.
+pub fn not_after(path: &Path) -> Option<i64> {
     let der = load_certs("tls.cert", path).ok()?.into_iter().next()?;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    let not_after = cert.validity().not_after.timestamp();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Some((not_after - now) as f64 / 86_400.0)
+    Some(cert.validity().not_after.timestamp())
 }

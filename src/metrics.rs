@@ -34,6 +34,8 @@ pub struct Metrics {
     pub store_records: IntGauge,
     pub reuse_rate: GaugeVec,
     pub cert_expiry_days: GaugeVec,
+    /// (label, not-after as Unix seconds) of the certificates watched, set at start and reload.
+    cert_not_after: std::sync::Mutex<Vec<(&'static str, i64)>>,
     pub in_flight: IntGauge,
     build_info: IntGaugeVec,
 }
@@ -70,7 +72,7 @@ impl Metrics {
             ),
             rate_limited: counter(
                 "popgate_rate_limited_total",
-                "Calls refused or paced for the client's rate.",
+                "Unary calls refused for the client's rate (paced stream items are not refusals).",
                 &["client"],
             ),
             shed: counter(
@@ -132,6 +134,7 @@ impl Metrics {
                 &["certificate"],
             )
             .expect("static metric definition"),
+            cert_not_after: std::sync::Mutex::new(Vec::new()),
             in_flight: IntGauge::new("popgate_in_flight", "Unary calls being served now.")
                 .expect("static metric definition"),
             build_info: IntGaugeVec::new(
@@ -177,10 +180,23 @@ impl Metrics {
             .with_label_values(&[] as &[&str])
             .set(stats.reuse_rate);
         self.store_records.set(stats.records as i64);
+        gateway.cache().run_pending_tasks();
         self.cache_entries.set(gateway.cache().entry_count() as i64);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for (label, not_after) in self
+            .cert_not_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            self.cert_expiry_days
+                .with_label_values(&[*label])
+                .set((not_after - now) as f64 / 86_400.0);
+        }
         self.in_flight.set(gateway.limits().in_flight() as i64);
         let audit = gateway.audit().stats();
         self.audit_records.set(audit.head_seq as i64);
+        self.audit_queue.set(audit.queued as i64);
         self.audit_syncs.set(audit.syncs as i64);
         self.audit_failures.set(audit.failures as i64);
         self.audit_healthy
@@ -190,6 +206,16 @@ impl Metrics {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Records when the watched certificates expire; days left are computed at each scrape.
+    pub fn set_certificates(&self, not_after: Vec<(&'static str, i64)>) {
+        *self
+            .cert_not_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = not_after;
     }
 }
 

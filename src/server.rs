@@ -53,6 +53,12 @@ pub enum ServerError {
         dir: String,
         source: crate::audit::AuditError,
     },
+    #[error("{key}: cannot create {dir}: {source}")]
+    Dir {
+        key: &'static str,
+        dir: String,
+        source: std::io::Error,
+    },
     #[error("gRPC reflection: {0}")]
     Reflection(String),
     #[error("serving failed: {0}")]
@@ -78,6 +84,18 @@ impl Server {
     /// Opens the store and the audit log and loads the TLS material.
     pub fn build(config: Config) -> Result<Server, ServerError> {
         let tls = identity::load(&config.tls)?;
+        // Citizens' records and the access log are for the gateway's user alone, whatever the
+        // umask; folders that already exist keep the modes their operator gave them.
+        for (key, dir) in [
+            ("store.path", &config.store.path),
+            ("audit.dir", &config.audit.dir),
+        ] {
+            create_private_dir(dir).map_err(|source| ServerError::Dir {
+                key,
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        }
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.path)?);
         let mut audit_options = AuditOptions::new(config.audit.dir.clone());
         audit_options.durability = match config.audit.durability {
@@ -89,6 +107,11 @@ impl Server {
         audit_options.checkpoint_every = config.audit.checkpoint_every;
         audit_options.checkpoint_secs = config.audit.checkpoint_secs;
         audit_options.signing_key = config.audit.signing_key.clone();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
+        audit_options.on_sync = Some(crate::audit::SyncObserver(Arc::new(move |took| {
+            fsync.observe(took.as_secs_f64())
+        })));
         let audit = AuditLog::open(audit_options).map_err(|source| ServerError::Audit {
             dir: config.audit.dir.display().to_string(),
             source,
@@ -101,6 +124,7 @@ impl Server {
                 Duration::from_secs(config.cache.ttl_secs),
             ),
             audit,
+            metrics,
             max_in_flight: config.limits.max_in_flight,
         }));
         set_certificate_expiry(&gateway, &config);
@@ -161,7 +185,8 @@ impl Server {
             self.config.limits.max_connections,
         ));
         let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
-        let result = tonic::transport::Server::builder()
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = tonic::transport::Server::builder()
             .max_concurrent_streams(self.config.limits.max_streams_per_connection)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -183,8 +208,26 @@ impl Server {
             )
             .add_service(health_service)
             .add_service(reflection)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = stopping_tx.send(());
+            });
+        // Calls in flight get the grace period to finish; then their connections are closed.
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            r = serving => r,
+            () = deadline => {
+                tracing::warn!(secs = grace.as_secs(), "shutdown grace period over: closing the remaining connections");
+                Ok(())
+            }
+        };
         acceptor.abort();
         if let Some(m) = metrics {
             m.abort();
@@ -193,10 +236,13 @@ impl Server {
         if let Err(e) = gateway.flush_rate_limited().await {
             tracing::warn!(error = %e, "could not audit the last rate-limited calls");
         }
-        if let Err(e) = gateway.audit().shutdown().await {
-            tracing::error!(error = %e, "audit log did not shut down cleanly");
-        }
+        let audit = gateway.audit().shutdown().await;
         result?;
+        // A log that could not be synced at the end is a failed shutdown, not a clean one.
+        audit.map_err(|source| ServerError::Audit {
+            dir: self.config.audit.dir.display().to_string(),
+            source,
+        })?;
         Ok(())
     }
 }
@@ -227,14 +273,32 @@ impl Reloader {
         let new = Config::load(&self.config_path)?;
         let tls = identity::load(&new.tls)?;
         let old = &self.running;
-        if new.server.listen != old.server.listen
-            || new.store.path != old.store.path
-            || new.audit.dir != old.audit.dir
-            || new.cache.capacity != old.cache.capacity
-        {
-            tracing::warn!(
-                "reload: changes to server.listen, store, audit or cache take effect only after a restart"
-            );
+        let restart_only = [
+            (
+                "server",
+                format!("{:?}", old.server) != format!("{:?}", new.server),
+            ),
+            ("store", old.store.path != new.store.path),
+            (
+                "audit",
+                format!("{:?}", old.audit) != format!("{:?}", new.audit),
+            ),
+            (
+                "cache",
+                format!("{:?}", old.cache) != format!("{:?}", new.cache),
+            ),
+            (
+                "limits",
+                format!("{:?}", old.limits) != format!("{:?}", new.limits),
+            ),
+        ];
+        for (section, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    section,
+                    "reload: changes to this section take effect only after a restart"
+                );
+            }
         }
         self.gateway
             .set_policy(Policy::new(&new, tls.revoked.clone()));
@@ -245,20 +309,28 @@ impl Reloader {
     }
 }
 
-/// Publishes how many days the server and client-CA certificates have left.
+/// Creates `dir` (and its parents) readable by the owner only, if it does not exist.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Tells the metrics when the server and client-CA certificates expire.
 fn set_certificate_expiry(gateway: &Gateway, config: &Config) {
-    for (label, path) in [
+    let watched = [
         ("server", &config.tls.cert),
         ("client_ca", &config.tls.client_ca),
-    ] {
-        if let Some(days) = identity::days_until_expiry(path) {
-            gateway
-                .metrics()
-                .cert_expiry_days
-                .with_label_values(&[label])
-                .set(days);
-        }
-    }
+    ]
+    .into_iter()
+    .filter_map(|(label, path)| identity::not_after(path).map(|t| (label, t)))
+    .collect();
+    gateway.metrics().set_certificates(watched);
 }
 
 /// Keeps the health service in step with the audit log: no audit, no service.

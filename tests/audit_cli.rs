@@ -368,6 +368,58 @@ fn query_report_and_stats() {
 }
 
 #[test]
+fn time_ranges_select_exactly_across_files() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = build_log(root.path(), 60);
+    let d = dir.to_str().unwrap();
+    assert!(files(&dir).len() > 5);
+    let all: Vec<serde_json::Value> = files(&dir)
+        .iter()
+        .flat_map(|f| lines_of(f))
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    let ts = |i: usize| all[i]["ts"].as_str().unwrap().to_string();
+    for (since, until) in [(17, 43), (0, 59), (5, 6), (31, 31)] {
+        let (s, u) = (ts(since), ts(until));
+        let out = popgate(&[
+            "audit", "query", "--dir", d, "--since", &s, "--until", &u, "--json",
+        ]);
+        if s >= u {
+            assert_eq!(out.status.code(), Some(2));
+            continue;
+        }
+        let got: Vec<u64> = text(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let want: Vec<u64> = all
+            .iter()
+            .filter(|v| {
+                let t = v["ts"].as_str().unwrap();
+                t >= s.as_str() && t < u.as_str()
+            })
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, want, "since {s} until {u}");
+    }
+    // --limit cuts across files in order.
+    let out = popgate(&["audit", "query", "--dir", d, "--limit", "13", "--json"]);
+    let got: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, (1..=13).collect::<Vec<_>>());
+}
+
+#[test]
 fn bad_usage_is_one_line_on_stderr_and_exit_2() {
     let root = tempfile::tempdir().unwrap();
     let missing = root.path().join("nope");

@@ -14,30 +14,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 const ID: &str = "001087000001";
 
-fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("audit-")
-        })
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn every_call_is_audited_with_the_contract_fields() {
     let gw = TestGateway::start().await;
@@ -60,7 +36,7 @@ async fn every_call_is_audited_with_the_contract_fields() {
         .lookup(lookup_req("001087999999", &[], "health-insurance"))
         .await;
     let (dir, _) = gw.stop().await;
-    let recs = records(&dir.path().join("data/audit"));
+    let recs = common::audit_records(&dir.path().join("data/audit"));
     let by_seq = |seq: u64| recs.iter().find(|r| r["seq"] == seq).unwrap();
     let r = by_seq(ok.audit_seq);
     assert_eq!(r["client"], "ministry");

@@ -566,3 +566,49 @@ async fn a_checkpoint_past_the_end_stops_open() {
     let err = AuditLog::open(o).unwrap_err();
     assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_file_cut_by_someone_else_while_broken_is_not_padded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(opts(tmp.path())).unwrap();
+    for i in 1..=3 {
+        log.append(event(i)).await.unwrap();
+    }
+    let file = log_files(tmp.path()).pop().unwrap();
+    let Some(ro) = ReadOnly::set(&file) else {
+        eprintln!("skipped: cannot make a file read-only here");
+        return;
+    };
+    if log.append(event(4)).await.is_ok() {
+        eprintln!("skipped: the open descriptor stays writable here");
+        return;
+    }
+    drop(ro);
+    // Meanwhile someone cuts the file back to its first record.
+    let first = fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+        + "\n";
+    fs::write(&file, &first).unwrap();
+    // Writing works again; the chain goes on from what was acknowledged ...
+    assert_eq!(log.append(event(4)).await.unwrap(), 4);
+    log.shutdown().await.unwrap();
+    // ... without NUL padding, and verify shows the loss.
+    let bytes = fs::read(&file).unwrap();
+    assert!(!bytes.contains(&0));
+    assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 2);
+    let rep = verify(&VerifyOptions {
+        dir: tmp.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!rep.intact());
+    assert!(
+        rep.problems[0].what.contains("missing"),
+        "{:?}",
+        rep.problems
+    );
+}

@@ -49,6 +49,10 @@ async fn metrics_show_the_calls_made() {
     assert!(line(r#"popgate_certificate_expiry_days{certificate="server"}"#) > 300.0);
     assert!(text.contains("popgate_request_duration_seconds_bucket"));
     assert!(text.contains("popgate_build_info{version="));
+    // Every audited call was synced (sync durability): the fsync histogram saw them.
+    assert!(line("popgate_audit_fsync_seconds_count") >= 1.0);
+    assert!(line("popgate_audit_last_seq") >= 5.0);
+    assert_eq!(line("popgate_audit_healthy"), 1.0);
     assert!(!text.contains("Nguyễn"), "personal data in metrics");
 }
 
@@ -420,4 +424,30 @@ async fn no_personal_data_reaches_the_logs() {
     for secret in [name, "Ngõ Huế", record.date_of_birth.as_str()] {
         assert!(!audit.contains(secret), "{secret:?} found in the audit log");
     }
+}
+
+#[tokio::test]
+async fn a_stream_opened_before_a_revocation_is_refused_from_its_next_item() {
+    let gw = TestGateway::start().await;
+    put(&gw, citizen(ID, "Nguyễn Văn An")).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = gw
+        .agency("ministry")
+        .await
+        .lookup_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(lookup_req(ID, &["full_name"], "health-insurance"))
+        .await
+        .unwrap();
+    let first = answers.message().await.unwrap().unwrap();
+    assert_eq!(first.citizen.unwrap().full_name, "Nguyễn Văn An");
+    gw.revoke(&["ministry"]).expect("reload");
+    tx.send(lookup_req(ID, &["full_name"], "health-insurance"))
+        .await
+        .unwrap();
+    let e = answers.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("revoked"), "{}", e.message());
 }

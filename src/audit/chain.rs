@@ -58,9 +58,15 @@ pub fn line_hash_parts(line: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Checks a line's own hash: `Some(hash)` when the claimed hash is the SHA-256 of the hashed
 /// part, `None` otherwise (malformed suffix, bad hex or mismatch).
 pub fn verify_line(line: &[u8]) -> Option<[u8; 32]> {
-    let (body, hex) = line_hash_parts(line)?;
-    let claimed = from_hex32(hex)?;
-    (sha256(body) == claimed).then_some(claimed)
+    let (body, claimed) = line_hash_parts(line)?;
+    let hash = sha256(body);
+    // Compare as text: cheaper than decoding, and it also rejects uppercase spellings.
+    let mut hex = [0u8; 64];
+    for (i, b) in hash.iter().enumerate() {
+        hex[2 * i] = HEX[(b >> 4) as usize];
+        hex[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    (hex[..] == *claimed).then_some(hash)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

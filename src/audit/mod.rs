@@ -56,6 +56,19 @@
 //! checkpoint names a record that must exist with that hash: cutting records off the end of
 //! the log past a checkpoint is detected, and with the public key, so is forging a checkpoint.
 //! A copy of `checkpoints.jsonl` kept elsewhere (a witness) catches someone who rewrote both.
+//!
+//! `popgate audit verify` checks signatures only when given the public key (`--pubkey`, the
+//! 64 hex digits of `certs/audit.pub`): a key found next to the log would prove nothing, since
+//! whoever rewrote the log could have replaced it too. Without `--pubkey` it still holds the
+//! chain to every checkpoint, and says that signatures were not checked.
+//!
+//! # Recovery and failure
+//!
+//! At open, a torn tail of the last file (an unterminated line, or bytes that are not a record
+//! with a valid hash) is cut and the chain continues; a complete record that does not continue
+//! the chain is never cut: open fails instead (see [`recovery`]). While writing or syncing
+//! fails, appends fail with [`AuditError::Unavailable`] and [`AuditLog::health`] is false;
+//! failed bytes are cut back off, so no partial line is left in the middle of a file.
 
 pub mod chain;
 pub mod checkpoint;
@@ -66,7 +79,7 @@ pub mod verify;
 pub mod writer;
 
 pub use record::{AuditEvent, Outcome};
-pub use writer::{AuditLog, AuditOptions, AuditStats, Durability};
+pub use writer::{AuditLog, AuditOptions, AuditStats, Durability, SyncObserver};
 
 use thiserror::Error;
 

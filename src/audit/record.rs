@@ -300,7 +300,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 
 /// A record parsed back from a line. Unknown keys are ignored, so newer writers can add keys
 /// without breaking older readers (the hash still covers them).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record<'a> {
     pub seq: u64,
     #[serde(borrow)]
@@ -335,14 +335,185 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// Parses one line (with or without its newline).
+    /// Parses one line (with or without its newline). Lines exactly as [`encode`] writes
+    /// them without escapes take a fast path; anything else goes through serde_json, so
+    /// both always agree on what a line means.
     pub fn parse(line: &'a [u8]) -> Result<Record<'a>, serde_json::Error> {
+        if let Some(r) = fast::parse(line) {
+            return Ok(r);
+        }
         serde_json::from_slice(line)
     }
 
     /// How many calls this record stands for (aggregated `rate_limited` records count more).
     pub fn calls(&self) -> u64 {
         self.count.unwrap_or(1).max(1)
+    }
+}
+
+/// A parser for the writer's own layout: keys in [`encode`]'s order, strings without
+/// escapes. Scanning millions of lines spends most of its time here, and a fixed layout
+/// needs no key lookup. It answers `None` at the first surprise; the caller then uses
+/// serde_json, which is the reference.
+mod fast {
+    use std::borrow::Cow;
+
+    use super::{Outcome, Record, Str};
+
+    struct P<'a> {
+        s: &'a str,
+        i: usize,
+    }
+
+    impl<'a> P<'a> {
+        fn lit(&mut self, l: &str) -> Option<()> {
+            if self.s.as_bytes()[self.i..].starts_with(l.as_bytes()) {
+                self.i += l.len();
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        fn peek(&self, l: &str) -> bool {
+            self.s.as_bytes()[self.i..].starts_with(l.as_bytes())
+        }
+
+        /// A JSON integer in canonical form (no leading zeros, no sign, fits u64).
+        fn u64(&mut self) -> Option<u64> {
+            let b = &self.s.as_bytes()[self.i..];
+            let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 || n > 20 || (n > 1 && b[0] == b'0') {
+                return None;
+            }
+            let v = self.s[self.i..self.i + n].parse().ok()?;
+            self.i += n;
+            Some(v)
+        }
+
+        /// A string without escapes or control characters, borrowed.
+        fn string(&mut self) -> Option<Str<'a>> {
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            self.lit("\"")?;
+            let b = self.s.as_bytes();
+            let start = self.i;
+            let mut j = start;
+            // Eight bytes at a time while none is `"`, `\` or below 0x20 (the bit tricks are
+            // exact about whether a chunk holds one; the byte loop then finds where).
+            while let Some(chunk) = b.get(j..j + 8) {
+                let x = u64::from_le_bytes(chunk.try_into().ok()?);
+                let q = x ^ (LO * u64::from(b'"'));
+                let bs = x ^ (LO * u64::from(b'\\'));
+                let hit = (q.wrapping_sub(LO) & !q)
+                    | (bs.wrapping_sub(LO) & !bs)
+                    | (x.wrapping_sub(LO * 0x20) & !x);
+                if hit & HI != 0 {
+                    break;
+                }
+                j += 8;
+            }
+            loop {
+                match *b.get(j)? {
+                    b'"' => break,
+                    b'\\' | 0..=0x1f => return None,
+                    _ => j += 1,
+                }
+            }
+            self.i = j + 1;
+            // `"` is ASCII, so both ends are on character boundaries.
+            Some(Str(Cow::Borrowed(&self.s[start..j])))
+        }
+
+        fn bool(&mut self) -> Option<bool> {
+            if self.lit("true").is_some() {
+                Some(true)
+            } else {
+                self.lit("false").map(|()| false)
+            }
+        }
+    }
+
+    pub(super) fn parse(line: &[u8]) -> Option<Record<'_>> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let s = std::str::from_utf8(line).ok()?;
+        let mut p = P { s, i: 0 };
+        p.lit("{\"seq\":")?;
+        let seq = p.u64()?;
+        p.lit(",\"ts\":")?;
+        let ts = p.string()?;
+        p.lit(",\"client\":")?;
+        let client = p.string()?;
+        p.lit(",\"cert_sha256\":")?;
+        let cert_sha256 = p.string()?;
+        p.lit(",\"peer\":")?;
+        let peer = p.string()?;
+        p.lit(",\"method\":")?;
+        let method = p.string()?;
+        let citizen_id = if p.peek(",\"citizen_id\":") {
+            p.lit(",\"citizen_id\":")?;
+            Some(p.string()?)
+        } else {
+            None
+        };
+        p.lit(",\"fields\":[")?;
+        let mut fields = Vec::new();
+        if p.lit("]").is_none() {
+            loop {
+                fields.push(p.string()?);
+                if p.lit("]").is_some() {
+                    break;
+                }
+                p.lit(",")?;
+            }
+        }
+        p.lit(",\"purpose\":")?;
+        let purpose = p.string()?;
+        p.lit(",\"request_id\":")?;
+        let request_id = p.string()?;
+        p.lit(",\"outcome\":")?;
+        let o = p.string()?;
+        let outcome = Outcome::ALL.into_iter().find(|x| x.as_str() == &*o)?;
+        p.lit(",\"reused\":")?;
+        let reused = p.bool()?;
+        p.lit(",\"latency_us\":")?;
+        let latency_us = p.u64()?;
+        let count = if p.peek(",\"count\":") {
+            p.lit(",\"count\":")?;
+            Some(p.u64()?)
+        } else {
+            None
+        };
+        let reason = if p.peek(",\"reason\":") {
+            p.lit(",\"reason\":")?;
+            Some(p.string()?)
+        } else {
+            None
+        };
+        p.lit(",\"prev\":")?;
+        let prev = p.string()?;
+        p.lit(",\"hash\":")?;
+        let hash = p.string()?;
+        p.lit("}")?;
+        (p.i == s.len()).then_some(Record {
+            seq,
+            ts,
+            client,
+            cert_sha256,
+            peer,
+            method,
+            citizen_id,
+            fields,
+            purpose,
+            request_id,
+            outcome,
+            reused,
+            latency_us,
+            count,
+            reason,
+            prev,
+            hash,
+        })
     }
 }
 
@@ -425,6 +596,75 @@ mod tests {
             (Some(40), Outcome::RateLimited, 40)
         );
         assert!(matches!(r.client.0, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde() {
+        let mut evs = vec![event()];
+        let mut e = event();
+        e.citizen_id = None;
+        e.fields = vec![];
+        e.count = Some(3);
+        e.reason = Some("r".into());
+        e.outcome = Outcome::RateLimited;
+        evs.push(e);
+        let mut e = event();
+        e.request_id = "quote\" and é and \u{1b}".into();
+        evs.push(e);
+        let mut e = event();
+        e.fields = vec!["a"];
+        e.latency_us = 0;
+        e.purpose = "Nguyễn".into();
+        evs.push(e);
+        for (i, ev) in evs.iter().enumerate() {
+            let mut out = Vec::new();
+            encode(&mut out, u64::MAX - 1, 5, ev, &chain::GENESIS);
+            let serde: Record = serde_json::from_slice(&out).unwrap();
+            assert_eq!(Record::parse(&out).unwrap(), serde, "event {i}");
+            // Escapes fall back to serde; everything else takes the fast path.
+            assert_eq!(fast::parse(&out).is_some(), i != 2, "event {i}");
+        }
+        // Other layouts are still records, through serde.
+        let reordered = br#"{"ts":"2026-11-24T05:12:33.123456Z","seq":1,"client":"c","cert_sha256":"","peer":"","method":"Lookup","fields":[],"purpose":"","request_id":"","outcome":"ok","reused":false,"latency_us":1,"prev":"00","hash":"11"}"#;
+        assert!(fast::parse(reordered).is_none());
+        assert_eq!(Record::parse(reordered).unwrap().seq, 1);
+        // Trailing garbage, leading zeros, raw control characters: not records.
+        let mut out = Vec::new();
+        encode(&mut out, 1, 5, &event(), &chain::GENESIS);
+        let line = &out[..out.len() - 1];
+        let mut bad = line.to_vec();
+        bad.extend_from_slice(b"x");
+        assert!(Record::parse(&bad).is_err());
+        let bad = String::from_utf8(line.to_vec())
+            .unwrap()
+            .replacen("\"seq\":1", "\"seq\":01", 1);
+        assert!(Record::parse(bad.as_bytes()).is_err());
+        let bad = String::from_utf8(line.to_vec())
+            .unwrap()
+            .replacen("r-1", "r\u{1}", 1);
+        assert!(Record::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn fast_strings_stop_at_every_offset() {
+        // Quotes, backslashes and control characters at every position of a chunk.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for at in 0..20 {
+                let mut e = event();
+                e.request_id = format!("{}{special}{}", "x".repeat(at), "y".repeat(9));
+                let mut out = Vec::new();
+                encode(&mut out, 1, 5, &e, &chain::GENESIS);
+                let r = Record::parse(&out).unwrap();
+                assert_eq!(&*r.request_id, e.request_id, "{special:?} at {at}");
+                assert_eq!(&*r.purpose, e.purpose);
+            }
+        }
+        // Bytes just above the limits pass the fast path.
+        let mut e = event();
+        e.request_id = " !#$[]^_`{|}~\u{7e}ễ".repeat(3);
+        let mut out = Vec::new();
+        encode(&mut out, 1, 5, &e, &chain::GENESIS);
+        assert_eq!(&*fast::parse(&out).unwrap().request_id, e.request_id);
     }
 
     #[test]

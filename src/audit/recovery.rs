@@ -32,6 +32,11 @@ pub(crate) struct Recovered {
     pub checkpoint_len: u64,
 }
 
+/// The highest file name recovery accepts: 2^53, the last integer `jq` (which operators read the
+/// log with) holds exactly, and 285 years of records at a million a second. A log that claims
+/// more was not written by popgate.
+const MAX_SEQ: u64 = 1 << 53;
+
 fn corrupt(dir: &Path, reason: String) -> AuditError {
     AuditError::Corrupt {
         dir: dir.display().to_string(),
@@ -54,7 +59,15 @@ fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
 }
 
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, AuditError> {
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create the directory", e))?;
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create the directory", e))?;
+        // A new directory's own entry must survive a crash too, or with it every record.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_err(dir, "cannot sync the parent directory", e))?;
+        }
+    }
     let (last_checkpoint, checkpoint_len) = recover_checkpoints(dir)?;
     let files = scan::list_files(dir).map_err(|e| io_err(dir, "cannot list the directory", e))?;
     let Some(last) = files.last() else {
@@ -75,6 +88,27 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, AuditError> {
             checkpoint_len,
         });
     };
+
+    // popgate names a file for the seq of its first record and seq starts at 1: a file named
+    // for seq 0 is not one of its files, and would put the head before it at seq -1.
+    if let Some(f) = files.iter().find(|f| f.first_seq == 0) {
+        return Err(corrupt(
+            dir,
+            format!("{} is named for seq 0, but seq starts at 1", f.name()),
+        ));
+    }
+    // Nor does it get anywhere near the end of u64 (see MAX_SEQ): a name up there would leave
+    // the writer no room to count.
+    if let Some(f) = files.iter().find(|f| f.first_seq > MAX_SEQ) {
+        return Err(corrupt(
+            dir,
+            format!(
+                "{} is named for seq {}, beyond any log popgate writes (at most {MAX_SEQ})",
+                f.name(),
+                f.first_seq
+            ),
+        ));
+    }
 
     // The head before the last file: the last record of the file before it.
     let mut base: Option<(Head, u64)> = None;
@@ -118,7 +152,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     let mut head_ts_us = base.map(|b| b.1).unwrap_or(0);
     let mut head = base.map(|b| b.0);
     if let Some(h) = head
-        && h.seq + 1 != last.first_seq
+        && h.seq.checked_add(1) != Some(last.first_seq)
     {
         return Err(corrupt(
             dir,

@@ -68,6 +68,45 @@ pub fn open_bounded(path: &Path) -> io::Result<(io::Take<File>, u64)> {
     Ok((f.take(len), len))
 }
 
+/// How many files to read at once: scans are CPU-bound (parsing, hashing) once the files are
+/// in the page cache.
+pub fn scan_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+/// Runs `f` on every file, on up to [`scan_threads`] threads; the results come back in file
+/// order.
+pub fn par_map<T: Send>(files: &[LogFile], f: impl Fn(&LogFile) -> T + Sync) -> Vec<T> {
+    let threads = scan_threads().min(files.len());
+    if threads <= 1 {
+        return files.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        mine.push((i, f(file)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
 /// A line as read: its bytes without the newline, whether the newline was there, its 1-based
 /// number and its byte offset in the file.
 #[derive(Debug)]

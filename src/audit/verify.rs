@@ -225,27 +225,164 @@ pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
     Ok(rep)
 }
 
-/// Walks every record in order; returns the first break.
+/// What one file says about itself: its records chain among themselves, and where it joins
+/// the file before (its first record's `prev`).
+#[derive(Default)]
+struct FileCheck {
+    records: u64,
+    /// The first record's seq and `prev`, if it checked out.
+    first: Option<(u64, String)>,
+    last: Option<Head>,
+    problem: Option<Problem>,
+    note: Option<String>,
+}
+
+/// Checks one file on its own; [`scan_chain`] joins the files.
+fn check_file(
+    file: &scan::LogFile,
+    is_last: bool,
+    expect: &BTreeMap<u64, Vec<Expect>>,
+) -> io::Result<FileCheck> {
+    let name = file.name();
+    let mut fc = FileCheck::default();
+    let problem = |line: u64, seq: Option<u64>, what: String| Problem {
+        file: name.clone(),
+        line,
+        seq,
+        what,
+    };
+    let mut reader = LineReader::open(&file.path)?;
+    let mut prev_hex = String::new();
+    while let Some(line) = reader.next_line()? {
+        let seq_hint = sniff_seq(line.bytes);
+        if !line.complete {
+            if is_last {
+                fc.note = Some(format!(
+                    "{name} line {}: incomplete last line ({} bytes; being written, or torn by a crash and cut at the next start)",
+                    line.number,
+                    line.bytes.len()
+                ));
+            } else {
+                fc.problem = Some(problem(
+                    line.number,
+                    seq_hint,
+                    "the line has no newline".into(),
+                ));
+            }
+            break;
+        }
+        let Some(hash) = chain::verify_line(line.bytes) else {
+            let what = if chain::line_hash_parts(line.bytes).is_some() {
+                "the record does not match its hash (edited)"
+            } else {
+                "the line does not end in a hash (not a record, or edited)"
+            };
+            fc.problem = Some(problem(line.number, seq_hint, what.into()));
+            break;
+        };
+        let rec = match Record::parse(line.bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                fc.problem = Some(problem(
+                    line.number,
+                    seq_hint,
+                    format!("not a valid record: {e}"),
+                ));
+                break;
+            }
+        };
+        match fc.last {
+            None => {
+                if rec.seq != file.first_seq {
+                    let what = if rec.seq > file.first_seq {
+                        format!(
+                            "the file is named for seq {} but starts at seq {}: records {}..{} are missing (deleted)",
+                            file.first_seq,
+                            rec.seq,
+                            file.first_seq,
+                            rec.seq - 1
+                        )
+                    } else {
+                        format!(
+                            "the file is named for seq {} but starts at seq {} (a record inserted or moved)",
+                            file.first_seq, rec.seq
+                        )
+                    };
+                    fc.problem = Some(problem(line.number, Some(rec.seq), what));
+                    break;
+                }
+                fc.first = Some((rec.seq, rec.prev.to_string()));
+            }
+            Some(head) => {
+                let want = head.seq + 1;
+                if rec.seq != want {
+                    let what = if rec.seq > want {
+                        format!(
+                            "seq {} follows seq {}: records {want}..{} are missing (deleted or reordered)",
+                            rec.seq,
+                            head.seq,
+                            rec.seq - 1
+                        )
+                    } else {
+                        format!(
+                            "seq {} after seq {}: a record inserted, repeated or reordered",
+                            rec.seq, head.seq
+                        )
+                    };
+                    fc.problem = Some(problem(line.number, Some(rec.seq), what));
+                    break;
+                }
+                if *rec.prev != *prev_hex {
+                    fc.problem = Some(problem(
+                        line.number,
+                        Some(rec.seq),
+                        format!(
+                            "prev does not match the hash of seq {}: a record deleted, inserted or replaced before it",
+                            head.seq
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(es) = expect.get(&rec.seq)
+            && let Some(e) = es.iter().find(|e| e.hash != *rec.hash)
+        {
+            fc.problem = Some(problem(
+                line.number,
+                Some(rec.seq),
+                format!(
+                    "the record's hash differs from the one {} line {} checkpointed",
+                    e.file, e.line
+                ),
+            ));
+            break;
+        }
+        prev_hex.clear();
+        prev_hex.push_str(&rec.hash);
+        fc.last = Some(Head { seq: rec.seq, hash });
+        fc.records += 1;
+    }
+    Ok(fc)
+}
+
+/// Checks every file (in parallel), then joins them in order; returns the first break.
 fn scan_chain(
     files: &[scan::LogFile],
     expect: &BTreeMap<u64, Vec<Expect>>,
     rep: &mut VerifyReport,
 ) -> io::Result<Option<Problem>> {
+    let checks = scan::par_map(files, |f| {
+        let is_last = files.last().is_some_and(|l| l.path == f.path);
+        check_file(f, is_last, expect)
+    });
     let mut head = Head::EMPTY;
-    let mut prev_hex = chain::to_hex(&head.hash);
-    for (fi, file) in files.iter().enumerate() {
-        let name = file.name();
-        let is_last = fi + 1 == files.len();
-        let problem = |line: u64, seq: Option<u64>, what: String| {
-            Ok(Some(Problem {
-                file: name.clone(),
-                line,
-                seq,
-                what,
-            }))
-        };
+    for (fi, (file, fc)) in files.iter().zip(checks).enumerate() {
+        let fc = fc?;
         if file.first_seq != head.seq + 1 {
-            let what = if fi == 0 {
+            let what = if file.first_seq == 0 {
+                "the file is named for seq 0, but seq starts at 1".to_string()
+            } else if fi == 0 {
                 format!(
                     "the log starts at seq {}: records 1..{} are missing",
                     file.first_seq,
@@ -264,82 +401,34 @@ fn scan_chain(
                     file.first_seq, head.seq
                 )
             };
-            return problem(0, Some(file.first_seq), what);
+            return Ok(Some(Problem {
+                file: file.name(),
+                line: 0,
+                seq: Some(file.first_seq),
+                what,
+            }));
         }
-        let mut reader = LineReader::open(&file.path)?;
-        while let Some(line) = reader.next_line()? {
-            let seq_hint = sniff_seq(line.bytes);
-            if !line.complete {
-                if is_last {
-                    rep.notes.push(format!(
-                        "{name} line {}: incomplete last line ({} bytes; being written, or torn by a crash and cut at the next start)",
-                        line.number,
-                        line.bytes.len()
-                    ));
-                    break;
-                }
-                return problem(line.number, seq_hint, "the line has no newline".into());
-            }
-            let Some(hash) = chain::verify_line(line.bytes) else {
-                let what = if chain::line_hash_parts(line.bytes).is_some() {
-                    "the record does not match its hash (edited)"
-                } else {
-                    "the line does not end in a hash (not a record, or edited)"
-                };
-                return problem(line.number, seq_hint, what.into());
-            };
-            let rec = match Record::parse(line.bytes) {
-                Ok(r) => r,
-                Err(e) => {
-                    return problem(line.number, seq_hint, format!("not a valid record: {e}"));
-                }
-            };
-            let want = head.seq + 1;
-            if rec.seq != want {
-                let what = if rec.seq > want {
-                    format!(
-                        "seq {} follows seq {}: records {want}..{} are missing (deleted or reordered)",
-                        rec.seq,
-                        head.seq,
-                        rec.seq - 1
-                    )
-                } else {
-                    format!(
-                        "seq {} after seq {}: a record inserted, repeated or reordered",
-                        rec.seq, head.seq
-                    )
-                };
-                return problem(line.number, Some(rec.seq), what);
-            }
-            if *rec.prev != *prev_hex {
-                return problem(
-                    line.number,
-                    Some(rec.seq),
-                    format!(
-                        "prev does not match the hash of seq {}: a record deleted, inserted or replaced before it",
-                        head.seq
-                    ),
-                );
-            }
-            if let Some(es) = expect.get(&rec.seq) {
-                for e in es {
-                    if e.hash != *rec.hash {
-                        return problem(
-                            line.number,
-                            Some(rec.seq),
-                            format!(
-                                "the record's hash differs from the one {} line {} checkpointed",
-                                e.file, e.line
-                            ),
-                        );
-                    }
-                }
-            }
-            head = Head { seq: rec.seq, hash };
-            prev_hex.clear();
-            prev_hex.push_str(&rec.hash);
-            rep.records += 1;
-            rep.head = Some(head);
+        if let Some((seq, prev)) = &fc.first
+            && prev.as_bytes() != chain::to_hex(&head.hash).as_bytes()
+        {
+            return Ok(Some(Problem {
+                file: file.name(),
+                line: 1,
+                seq: Some(*seq),
+                what: format!(
+                    "prev does not match the hash of seq {} at the end of the file before: a record deleted, inserted or replaced",
+                    head.seq
+                ),
+            }));
+        }
+        rep.records += fc.records;
+        if let Some(p) = fc.problem {
+            return Ok(Some(p));
+        }
+        rep.notes.extend(fc.note);
+        if let Some(h) = fc.last {
+            head = h;
+            rep.head = Some(h);
         }
     }
     Ok(None)

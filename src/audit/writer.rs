@@ -59,6 +59,18 @@ pub struct AuditOptions {
     /// Events waiting for the writer before `append` itself waits: back-pressure instead of
     /// unbounded memory when the disk is slower than the callers.
     pub queue_capacity: usize,
+    /// Told how long each `fdatasync` took, for the operator's metrics.
+    pub on_sync: Option<SyncObserver>,
+}
+
+/// A callback given each sync's duration (kept cheap: it runs on the writer thread).
+#[derive(Clone)]
+pub struct SyncObserver(pub Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
 }
 
 impl AuditOptions {
@@ -74,6 +86,7 @@ impl AuditOptions {
             checkpoint_secs: 10,
             signing_key: None,
             queue_capacity: 8192,
+            on_sync: None,
         }
     }
 }
@@ -109,6 +122,8 @@ struct Shared {
     done: watch::Sender<Option<Result<(), AuditError>>>,
     counters: Counters,
     head_seq: AtomicU64,
+    /// The queue's bound, to tell how many events wait (bound − free permits).
+    capacity: usize,
 }
 
 #[derive(Default)]
@@ -132,6 +147,8 @@ pub struct AuditStats {
     pub failures: u64,
     /// The seq of the last acknowledged record.
     pub head_seq: u64,
+    /// Events waiting for the writer now.
+    pub queued: u64,
 }
 
 impl Shared {
@@ -205,6 +222,7 @@ impl AuditLog {
             }),
             wake: Condvar::new(),
             permits: Semaphore::new(opts.queue_capacity),
+            capacity: opts.queue_capacity,
             health,
             done,
             counters: Counters::default(),
@@ -262,7 +280,7 @@ impl AuditLog {
     }
 
     /// `true` while the log accepts records; `false` from the first failed write until writing
-    /// works again. For the gRPC health service.
+    /// works again, and after shutdown. For the gRPC health service.
     pub fn health(&self) -> watch::Receiver<bool> {
         self.inner.shared.health.subscribe()
     }
@@ -276,6 +294,8 @@ impl AuditLog {
             syncs: c.syncs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
             head_seq: self.inner.shared.head_seq.load(Ordering::Relaxed),
+            queued: (self.inner.shared.capacity as u64)
+                .saturating_sub(self.inner.shared.permits.available_permits() as u64),
         }
     }
 
@@ -302,6 +322,7 @@ struct Encoded {
 
 /// The writer thread's state. Nothing else touches the files.
 struct Writer {
+    on_sync: Option<SyncObserver>,
     dir: PathBuf,
     durability: Durability,
     flush: Duration,
@@ -334,6 +355,14 @@ struct Writer {
     /// Why writing failed; `Some` until a repair and a write succeed.
     broken: Option<String>,
     last_probe: Instant,
+
+    /// Moving average of one `fdatasync`, in µs: sets how long to linger (below).
+    sync_avg_us: u64,
+    /// Sync mode: after answering a batch of several callers, the writer waits until then
+    /// before taking the next batch. See [`Writer::after_batch`].
+    linger_until: Option<Instant>,
+    /// No lingering once this many events wait: such a batch amortises a sync anyway.
+    linger_max_items: usize,
 
     buf: Vec<u8>,
     encoded: Vec<Encoded>,
@@ -387,6 +416,10 @@ impl Writer {
             last_checkpoint_at: Instant::now(),
             broken: None,
             last_probe: Instant::now(),
+            sync_avg_us: 0,
+            linger_until: None,
+            linger_max_items: (opts.queue_capacity / 2).max(1),
+            on_sync: opts.on_sync.clone(),
             buf: Vec::with_capacity(1 << 16),
             encoded: Vec::new(),
             dir: opts.dir,
@@ -399,11 +432,11 @@ impl Writer {
         if self.file.is_none()
             && let Some(path) = &self.path
         {
-            self.file = Some(open_append(path, self.file_len, &self.dir)?);
+            self.file = Some(open_append(path, &mut self.file_len, &self.dir)?);
         }
         if self.checkpoint_file.is_none() {
             let path = self.dir.join(CHECKPOINT_FILE);
-            self.checkpoint_file = Some(open_append(&path, self.checkpoint_len, &self.dir)?);
+            self.checkpoint_file = Some(open_append(&path, &mut self.checkpoint_len, &self.dir)?);
         }
         Ok(())
     }
@@ -449,6 +482,7 @@ impl Writer {
     }
 
     fn append_batch(&mut self, batch: &mut Vec<Pending>) {
+        let batch_len = batch.len();
         let (acked, err) = self.write_batch(batch);
         let first = self.head.seq + 1 - acked as u64;
         for (i, p) in batch.drain(..).enumerate() {
@@ -459,6 +493,30 @@ impl Writer {
             };
             // A caller that went away does not need its answer; the record stays.
             let _ = p.reply.send(r);
+        }
+        self.after_batch(batch_len);
+        // After the replies: a checkpoint costs a sync of its own, which the callers of
+        // this batch need not wait for.
+        if err.is_none()
+            && self.head.seq - self.last_checkpoint_seq >= self.checkpoint_every
+            && let Err(e) = self.checkpoint()
+        {
+            // The records are durable and acknowledged; later calls fail until the
+            // checkpoint can be written, as the log is then not fully working.
+            self.fail(e);
+        }
+    }
+
+    /// Sync mode, after answering a batch of several callers: linger for 1/8 of a typical
+    /// sync (at most 1 ms) before taking the next batch. Without it, the callers just answered
+    /// come back a moment after the next sync started with only those who queued meanwhile,
+    /// and the callers settle into two groups taking turns: half of them per sync. Waiting a
+    /// fraction of a sync lets them join, about doubling records per sync when syncs are slow,
+    /// for at most 12.5% more latency. A lone caller never waits.
+    fn after_batch(&mut self, n: usize) {
+        if self.durability == Durability::Sync && n > 1 && self.broken.is_none() {
+            let linger = Duration::from_micros((self.sync_avg_us / 8).min(1000));
+            self.linger_until = Some(Instant::now() + linger);
         }
     }
 
@@ -520,13 +578,6 @@ impl Writer {
             start = end;
         }
         self.healed();
-        if self.head.seq - self.last_checkpoint_seq >= self.checkpoint_every
-            && let Err(e) = self.checkpoint()
-        {
-            // The records are durable and acknowledged; the next calls fail until the
-            // checkpoint can be written, as the log is then not fully working.
-            self.fail(e);
-        }
         (batch.len(), None)
     }
 
@@ -538,7 +589,18 @@ impl Writer {
             .map_err(|e| msg("cannot write", path, &e))?;
         match self.durability {
             Durability::Sync => {
+                let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
+                let took = t.elapsed();
+                if let Some(o) = &self.on_sync {
+                    (o.0)(took);
+                }
+                let us = took.as_micros() as u64;
+                self.sync_avg_us = if self.sync_avg_us == 0 {
+                    us
+                } else {
+                    (self.sync_avg_us * 7 + us) / 8
+                };
                 self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             Durability::Batch => {
@@ -551,7 +613,11 @@ impl Writer {
     fn sync_log(&mut self) -> Result<(), String> {
         if self.unsynced_since.is_some() {
             if let (Some(f), Some(path)) = (&self.file, &self.path) {
+                let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
+                if let Some(o) = &self.on_sync {
+                    (o.0)(t.elapsed());
+                }
                 self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             self.unsynced_since = None;
@@ -566,7 +632,7 @@ impl Writer {
         self.file = None;
         self.file_len = 0;
         self.path = Some(path.clone());
-        self.file = Some(open_append(&path, 0, &self.dir)?);
+        self.file = Some(open_append(&path, &mut self.file_len, &self.dir)?);
         Ok(())
     }
 
@@ -592,7 +658,7 @@ impl Writer {
         .to_line();
         let path = self.dir.join(CHECKPOINT_FILE);
         if self.checkpoint_file.is_none() {
-            self.checkpoint_file = Some(open_append(&path, self.checkpoint_len, &self.dir)?);
+            self.checkpoint_file = Some(open_append(&path, &mut self.checkpoint_len, &self.dir)?);
         }
         let Some(f) = self.checkpoint_file.as_mut() else {
             return Err("no checkpoint file open".into());
@@ -675,13 +741,16 @@ impl Writer {
             self.sync_log()?;
             self.checkpoint()
         })();
+        // No more records are taken.
+        self.set_health(false);
         r.map_err(AuditError::Unavailable)
     }
 }
 
-/// Opens `path` for appending, creating it if needed, and makes sure it ends at `len`: longer
-/// means bytes of a failed write of ours, which are cut off.
-fn open_append(path: &Path, len: u64, dir: &Path) -> Result<File, String> {
+/// Opens `path` for appending, creating it if needed, and makes sure it ends at `*len`:
+/// longer means bytes of a failed write of ours, which are cut off; shorter means someone else
+/// cut the file, and `*len` follows it (so that cutting back never extends the file).
+fn open_append(path: &Path, len: &mut u64, dir: &Path) -> Result<File, String> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -691,14 +760,15 @@ fn open_append(path: &Path, len: u64, dir: &Path) -> Result<File, String> {
         .metadata()
         .map_err(|e| msg("cannot stat", path, &e))?
         .len();
-    if actual > len {
-        f.set_len(len)
+    if actual > *len {
+        f.set_len(*len)
             .and_then(|()| f.sync_data())
             .map_err(|e| msg("cannot cut back", path, &e))?;
-    } else if actual < len {
-        // Someone else shortened the file. The chain goes on from what was acknowledged, so
-        // `audit verify` shows the loss instead of it being papered over.
-        tracing::error!(file = %path.display(), expected = len, found = actual, "audit log file is shorter than what was written to it");
+    } else if actual < *len {
+        // The chain goes on from what was acknowledged, so `audit verify` shows the loss
+        // instead of it being papered over.
+        tracing::error!(file = %path.display(), expected = *len, found = actual, "audit log file is shorter than what was written to it");
+        *len = actual;
     }
     sync_dir(dir).map_err(|e| msg("cannot sync the directory", dir, &e))?;
     Ok(f)
@@ -733,6 +803,21 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
             let mut q = shared.lock();
             loop {
                 if !q.items.is_empty() {
+                    if let Some(until) = w.linger_until
+                        && !q.closing
+                        && q.items.len() < w.linger_max_items
+                    {
+                        let now = Instant::now();
+                        if now < until {
+                            q = shared
+                                .wake
+                                .wait_timeout(q, until - now)
+                                .map(|(g, _)| g)
+                                .unwrap_or_else(|e| e.into_inner().0);
+                            continue;
+                        }
+                    }
+                    w.linger_until = None;
                     std::mem::swap(&mut q.items, &mut batch);
                     break;
                 }

@@ -245,52 +245,112 @@ fn first_ts(file: &LogFile) -> Option<String> {
     Record::parse(line.bytes).ok().map(|r| r.ts.0.into_owned())
 }
 
-/// Calls `each` with every record that passes `filter`, in log order, until it returns
-/// `false`. Lines that are not records are reported on stderr and skipped.
-fn scan_records(
+/// The files that can hold records in the `--since`/`--until` range: `ts` never decreases
+/// along the log, so a file is skipped when it starts at or after `--until`, or when the
+/// next file already starts before `--since`.
+fn select_files(files: Vec<LogFile>, filter: &Filter) -> Vec<LogFile> {
+    if filter.since.is_none() && filter.until.is_none() {
+        return files;
+    }
+    let firsts: Vec<Option<String>> = files.iter().map(first_ts).collect();
+    files
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let starts_late = filter
+                .until
+                .as_ref()
+                .is_some_and(|u| firsts[*i].as_ref().is_some_and(|t| t >= u));
+            let ends_early = filter.since.as_ref().is_some_and(|s| {
+                firsts
+                    .get(i + 1)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|t| t < s)
+            });
+            !starts_late && !ends_early
+        })
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// What scanning one file produced.
+struct FileScan<A> {
+    acc: A,
+    /// Messages for the first lines that were not records.
+    bad: Vec<String>,
+    bad_count: u64,
+}
+
+fn scan_file<A>(
+    file: &LogFile,
+    filter: &Filter,
+    new: &impl Fn() -> A,
+    each: &impl Fn(&mut A, &Record<'_>, &[u8]) -> bool,
+) -> io::Result<FileScan<A>> {
+    let mut out = FileScan {
+        acc: new(),
+        bad: Vec::new(),
+        bad_count: 0,
+    };
+    let mut reader = LineReader::open(&file.path)?;
+    while let Some(line) = reader.next_line()? {
+        if !line.complete || !filter.may_match(line.bytes) {
+            continue;
+        }
+        let rec = match Record::parse(line.bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                out.bad_count += 1;
+                if out.bad.len() < 10 {
+                    out.bad.push(format!(
+                        "{} line {}: not a record ({e}); skipped, run `popgate audit verify`",
+                        file.name(),
+                        line.number
+                    ));
+                }
+                continue;
+            }
+        };
+        if filter.past_end(&rec) {
+            break;
+        }
+        if filter.matches(&rec) && !each(&mut out.acc, &rec, line.bytes) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Scans the files that can hold matching records, several at a time. `each` folds the
+/// matching records of one file into a fresh `new()` (and returns `false` once that file
+/// needs no more); `merge` receives the files' results in log order and returns `false` to
+/// stop. Lines that are not records are reported on stderr and skipped.
+fn scan_records<A: Send>(
     dir: &Path,
     filter: &Filter,
-    mut each: impl FnMut(&Record<'_>, &[u8]) -> anyhow::Result<bool>,
+    new: impl Fn() -> A + Sync,
+    each: impl Fn(&mut A, &Record<'_>, &[u8]) -> bool + Sync,
+    mut merge: impl FnMut(A) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
     if !dir.is_dir() {
         bail!("--dir {}: no such directory", dir.display());
     }
     let files = scan::list_files(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let files = select_files(files, filter);
     let mut bad_lines = 0u64;
-    for (i, file) in files.iter().enumerate() {
-        // Skip a whole file when the next one already starts before `--since`.
-        if let (Some(since), Some(next)) = (&filter.since, files.get(i + 1))
-            && first_ts(next).is_some_and(|t| t < *since)
-        {
-            continue;
-        }
-        let mut reader = LineReader::open(&file.path)
-            .with_context(|| format!("reading {}", file.path.display()))?;
-        while let Some(line) = reader
-            .next_line()
-            .with_context(|| format!("reading {}", file.path.display()))?
-        {
-            if !line.complete || !filter.may_match(line.bytes) {
-                continue;
-            }
-            let rec = match Record::parse(line.bytes) {
-                Ok(r) => r,
-                Err(e) => {
-                    bad_lines += 1;
-                    if bad_lines <= 10 {
-                        eprintln!(
-                            "popgate: {} line {}: not a record ({e}); skipped, run `popgate audit verify`",
-                            file.name(),
-                            line.number
-                        );
-                    }
-                    continue;
+    // A window of files at a time bounds what is held in memory before it is merged.
+    for window in files.chunks(scan::scan_threads()) {
+        let results = scan::par_map(window, |f| scan_file(f, filter, &new, &each));
+        for (file, r) in window.iter().zip(results) {
+            let r = r.with_context(|| format!("reading {}", file.path.display()))?;
+            for b in &r.bad {
+                if bad_lines < 10 {
+                    eprintln!("popgate: {b}");
                 }
-            };
-            if filter.past_end(&rec) {
-                return Ok(());
+                bad_lines += 1;
             }
-            if filter.matches(&rec) && !each(&rec, line.bytes)? {
+            bad_lines += r.bad_count - r.bad.len() as u64;
+            if !merge(r.acc)? {
                 return Ok(());
             }
         }
@@ -335,7 +395,6 @@ fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let mut filter = Filter::new(&a.range)?.client(a.client).citizen(a.citizen);
     filter.outcome = a.outcome;
     let limit = a.limit.unwrap_or(u64::MAX);
-    let mut n = 0u64;
     if !a.json {
         writeln!(
             out,
@@ -343,43 +402,61 @@ fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             "SEQ", "TS", "CLIENT", "METHOD", "CITIZEN", "OUTCOME", "REUSED", "FIELDS", "PURPOSE"
         )?;
     }
-    scan_records(&a.dir, &filter, |r, line| {
-        if n >= limit {
-            return Ok(false);
-        }
-        n += 1;
-        if a.json {
-            out.write_all(line)?;
-            out.write_all(b"\n")?;
-        } else {
-            let mut outcome = r.outcome.to_string();
-            if let Some(c) = r.count {
-                outcome.push_str(&format!("×{c}"));
+    let json = a.json;
+    let mut left = limit;
+    // Per file: the output text and where each record's text ends, so the limit can cut it.
+    scan_records(
+        &a.dir,
+        &filter,
+        || (Vec::<u8>::new(), Vec::<usize>::new()),
+        |(buf, ends), r, line| {
+            if json {
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            } else {
+                table_row(buf, r);
             }
-            writeln!(
-                out,
-                "{:>8}  {:27}  {:16}  {:10}  {:12}  {:12}  {:6}  {:30}  {:24}  {}",
-                r.seq,
-                clean(&r.ts, 27),
-                clean(&r.client, 16),
-                clean(&r.method, 10),
-                r.citizen_id.as_deref().map_or("-".into(), |c| clean(c, 12)),
-                outcome,
-                if r.reused { "yes" } else { "no" },
-                fields_text(r),
-                clean(&r.purpose, 24),
-                clean(&r.request_id, 40),
-            )?;
-            if let Some(reason) = &r.reason {
-                writeln!(out, "{:>8}  reason: {}", "", clean(reason, 120))?;
+            ends.push(buf.len());
+            (ends.len() as u64) < limit
+        },
+        |(buf, ends)| {
+            let take = (ends.len() as u64).min(left) as usize;
+            if take > 0 {
+                out.write_all(&buf[..ends[take - 1]])?;
             }
-        }
-        Ok(n < limit)
-    })?;
+            left -= take as u64;
+            Ok(left > 0)
+        },
+    )?;
     if !a.json {
-        writeln!(out, "{n} record(s)")?;
+        writeln!(out, "{} record(s)", limit - left)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn table_row(buf: &mut Vec<u8>, r: &Record<'_>) {
+    let mut outcome = r.outcome.to_string();
+    if let Some(c) = r.count {
+        outcome.push_str(&format!("×{c}"));
+    }
+    // Writing to a Vec cannot fail.
+    let _ = writeln!(
+        buf,
+        "{:>8}  {:27}  {:16}  {:10}  {:12}  {:12}  {:6}  {:30}  {:24}  {}",
+        r.seq,
+        clean(&r.ts, 27),
+        clean(&r.client, 16),
+        clean(&r.method, 10),
+        r.citizen_id.as_deref().map_or("-".into(), |c| clean(c, 12)),
+        outcome,
+        if r.reused { "yes" } else { "no" },
+        fields_text(r),
+        clean(&r.purpose, 24),
+        clean(&r.request_id, 40),
+    );
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(buf, "{:>8}  reason: {}", "", clean(reason, 120));
+    }
 }
 
 fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
@@ -461,21 +538,31 @@ struct Access {
 fn report(a: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let filter = Filter::new(&a.range)?.citizen(Some(a.citizen.clone()));
     let mut found = Vec::new();
-    scan_records(&a.dir, &filter, |r, line| {
-        found.push(Access {
-            seq: r.seq,
-            ts: r.ts.0.clone().into_owned(),
-            client: r.client.0.clone().into_owned(),
-            method: r.method.0.clone().into_owned(),
-            fields: fields_text(r),
-            purpose: r.purpose.0.clone().into_owned(),
-            outcome: r.outcome.to_string(),
-            reused: r.reused,
-            request_id: r.request_id.0.clone().into_owned(),
-            line: if a.json { line.to_vec() } else { Vec::new() },
-        });
-        Ok(true)
-    })?;
+    let json = a.json;
+    scan_records(
+        &a.dir,
+        &filter,
+        Vec::new,
+        |acc: &mut Vec<Access>, r, line| {
+            acc.push(Access {
+                seq: r.seq,
+                ts: r.ts.to_string(),
+                client: r.client.to_string(),
+                method: r.method.to_string(),
+                fields: fields_text(r),
+                purpose: r.purpose.to_string(),
+                outcome: r.outcome.to_string(),
+                reused: r.reused,
+                request_id: r.request_id.to_string(),
+                line: if json { line.to_vec() } else { Vec::new() },
+            });
+            true
+        },
+        |mut acc| {
+            found.append(&mut acc);
+            Ok(true)
+        },
+    )?;
     found.reverse();
     if a.json {
         for f in &found {
@@ -553,12 +640,68 @@ impl Counts {
         }
     }
 
+    fn merge(&mut self, o: &Counts) {
+        self.calls += o.calls;
+        self.ok += o.ok;
+        self.denied += o.denied;
+        self.invalid += o.invalid;
+        self.not_found += o.not_found;
+        self.rate_limited += o.rate_limited;
+        self.error += o.error;
+        self.reused += o.reused;
+    }
+
     fn finish(&mut self) {
         self.reuse_rate = if self.ok == 0 {
             0.0
         } else {
             self.reused as f64 / self.ok as f64
         };
+    }
+}
+
+/// Counts over part of the log, merged file by file in log order.
+#[derive(Default)]
+struct StatsAcc {
+    total: Counts,
+    clients: BTreeMap<String, Counts>,
+    records: u64,
+    first_ts: Option<String>,
+    last_ts: Option<String>,
+}
+
+impl StatsAcc {
+    fn add(&mut self, r: &Record<'_>) {
+        self.records += 1;
+        self.total.add(r);
+        match self.clients.get_mut(&*r.client) {
+            Some(c) => c.add(r),
+            None => self.clients.entry(r.client.to_string()).or_default().add(r),
+        }
+        if self.first_ts.is_none() {
+            self.first_ts = Some(r.ts.to_string());
+        }
+        match &mut self.last_ts {
+            Some(t) => {
+                t.clear();
+                t.push_str(&r.ts);
+            }
+            None => self.last_ts = Some(r.ts.to_string()),
+        }
+    }
+
+    fn merge(&mut self, later: StatsAcc) {
+        self.records += later.records;
+        self.total.merge(&later.total);
+        for (k, v) in later.clients {
+            self.clients.entry(k).or_default().merge(&v);
+        }
+        if self.first_ts.is_none() {
+            self.first_ts = later.first_ts;
+        }
+        if later.last_ts.is_some() {
+            self.last_ts = later.last_ts;
+        }
     }
 }
 
@@ -575,32 +718,34 @@ struct StatsOut {
 
 fn stats(a: StatsArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let filter = Filter::new(&a.range)?;
-    let mut total = Counts::default();
-    let mut clients: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut records = 0u64;
-    let mut first_ts = None;
-    let mut last_ts = String::new();
-    scan_records(&a.dir, &filter, |r, _| {
-        records += 1;
-        total.add(r);
-        match clients.get_mut(&*r.client) {
-            Some(c) => c.add(r),
-            None => clients.entry(r.client.to_string()).or_default().add(r),
-        }
-        if first_ts.is_none() {
-            first_ts = Some(r.ts.to_string());
-        }
-        last_ts.clear();
-        last_ts.push_str(&r.ts);
-        Ok(true)
-    })?;
+    let mut all = StatsAcc::default();
+    scan_records(
+        &a.dir,
+        &filter,
+        StatsAcc::default,
+        |acc, r, _| {
+            acc.add(r);
+            true
+        },
+        |part| {
+            all.merge(part);
+            Ok(true)
+        },
+    )?;
+    let StatsAcc {
+        mut total,
+        mut clients,
+        records,
+        first_ts,
+        last_ts,
+    } = all;
     total.finish();
     clients.values_mut().for_each(Counts::finish);
     let s = StatsOut {
         since: filter.since,
         until: filter.until,
         first_ts,
-        last_ts: (!last_ts.is_empty()).then_some(last_ts),
+        last_ts,
         records,
         total,
         clients,

@@ -214,7 +214,7 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         done.crl_entries
     );
     println!(
-        "next: make sure [tls].crl points at {} and restart the gateway so it reads the new list",
+        "next: make sure [tls].crl points at {} and reload the gateway (SIGHUP, e.g. systemctl reload popgate) so it reads the new list",
         done.crl_path.display()
     );
     Ok(())

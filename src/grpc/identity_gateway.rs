@@ -33,11 +33,12 @@ impl IdentityGatewayService {
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Serves a request stream item by item, in order, with failed items reported in the answer
-/// instead of ending the stream. A broken inbound stream (transport or decoding error) ends
-/// the stream with its status.
+/// instead of ending the stream. A broken inbound stream (transport or decoding error), or a
+/// caller removed or revoked since the stream opened, ends the stream with a status.
 fn serve_stream<Req, Resp, F, Fut>(
     inbound: Streaming<Req>,
     caller: Caller,
+    method: Method,
     gateway: Arc<Gateway>,
     item: F,
 ) -> ResponseStream<Resp>
@@ -51,10 +52,13 @@ where
     tokio::spawn(async move {
         let mut answers = inbound
             .map(|next| match next {
-                Ok(req) => {
-                    let answer = item(gateway.clone(), caller.clone(), req);
-                    Either::Left(async move { Ok(answer.await) })
-                }
+                Ok(req) => match gateway.recheck(&caller, method) {
+                    Ok(current) => {
+                        let answer = item(gateway.clone(), current, req);
+                        Either::Left(async move { Ok(answer.await) })
+                    }
+                    Err(e) => Either::Right(ready(Err(Status::from(e)))),
+                },
                 Err(status) => Either::Right(ready(Err(status))),
             })
             .buffered(STREAM_WINDOW);
@@ -118,6 +122,7 @@ impl IdentityGateway for IdentityGatewayService {
         let out = serve_stream(
             req.into_inner(),
             caller,
+            Method::Lookup,
             self.gateway.clone(),
             |gw, caller, req: LookupRequest| async move {
                 match gw.lookup(&caller, &req, Admission::Stream).await {
@@ -146,6 +151,7 @@ impl IdentityGateway for IdentityGatewayService {
         let out = serve_stream(
             req.into_inner(),
             caller,
+            Method::Verify,
             self.gateway.clone(),
             |gw, caller, req: VerifyRequest| async move {
                 match gw.verify(&caller, &req, Admission::Stream).await {

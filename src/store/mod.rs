@@ -19,12 +19,15 @@ use crate::pb::Citizen;
 pub enum StoreError {
     #[error("population store I/O failed: {0}")]
     Io(#[from] sled::Error),
-    #[error("population store holds an undecodable record under key {key}: {source}")]
+    // The key is kept for the caller but left out of the message, which reaches the process
+    // log: a citizen id is personal data there.
+    #[error("population store holds an undecodable record: {source}")]
     Corrupt {
         key: u64,
         source: prost::DecodeError,
     },
-    #[error("cannot open the population store at {path}: {source}")]
+    // The cause is the error's source (shown after it by `{:#}`), not repeated here.
+    #[error("cannot open the population store at {path}")]
     Open { path: String, source: sled::Error },
 }
 

@@ -89,15 +89,15 @@ impl Store for SledStore {
     }
 
     fn load_batch(&self, records: &[(CitizenId, Citizen)]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        // Plain inserts rather than `apply_batch`: a sled batch holds a global write lock, so
+        // concurrent loaders would queue behind one another, and `insert` returns the previous
+        // value, which tells new ids from overwritten ones without a second lookup per record.
+        // Seeding needs neither atomicity nor durability before `flush`.
         let mut new = 0;
         for (id, citizen) in records {
-            if !self.tree.contains_key(id.key())? {
-                new += 1;
-            }
-            batch.insert(&id.key(), citizen.encode_to_vec());
+            let previous = self.tree.insert(id.key(), citizen.encode_to_vec())?;
+            new += u64::from(previous.is_none());
         }
-        self.tree.apply_batch(batch)?;
         self.count.fetch_add(new, Ordering::Relaxed);
         Ok(())
     }

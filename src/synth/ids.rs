@@ -18,7 +18,7 @@
 
 use std::sync::OnceLock;
 
-use super::rng::{Rng, hash2, permute_2p20, permute_million};
+use super::rng::{Rng, hash2, permute_2p20, permute_million, unpermute_2p20};
 use super::tables::{PROVINCE_INFO, birth_year_weight, male_per_mille};
 use super::{FIRST_BIRTH_YEAR, LAST_BIRTH_YEAR, SNAPSHOT_YEAR};
 use crate::id::{CitizenId, IdSex};
@@ -143,6 +143,74 @@ pub(super) fn id_at(seed: u64, index: u64) -> CitizenId {
     CitizenId::from_parts(province, year, sex, digits)
 }
 
+/// The buckets in the order of their ids, and each bucket's slots: what the seeder needs to
+/// write records in key order. Built on first use, apart from [`SlotTable`], because only the
+/// seeder needs it (another 4 MiB).
+struct BucketOrder {
+    /// Bucket numbers sorted by the ids they hold.
+    by_key: Vec<u16>,
+    /// Slots grouped by bucket: bucket `b` owns `slots[start[b]..start[b + 1]]`.
+    start: Vec<u32>,
+    slots: Vec<u32>,
+}
+
+fn bucket_order() -> &'static BucketOrder {
+    static ORDER: OnceLock<BucketOrder> = OnceLock::new();
+    ORDER.get_or_init(|| {
+        let t = table();
+        let buckets = t.slots_of.len();
+        let mut by_key: Vec<u16> = (0..buckets as u16).collect();
+        by_key.sort_unstable_by_key(|&b| {
+            let (province, year, sex) = bucket_parts(usize::from(b));
+            CitizenId::from_parts(province, year, sex, 0)
+        });
+        let mut start = Vec::with_capacity(buckets + 1);
+        start.push(0u32);
+        for &n in &t.slots_of {
+            start.push(start[start.len() - 1] + n);
+        }
+        let mut fill = start.clone();
+        let mut slots = vec![0u32; SLOTS];
+        for (slot, &b) in t.bucket.iter().enumerate() {
+            let at = &mut fill[usize::from(b)];
+            slots[*at as usize] = slot as u32;
+            *at += 1;
+        }
+        BucketOrder {
+            by_key,
+            start,
+            slots,
+        }
+    })
+}
+
+/// Bucket numbers in the order of the ids they hold, with each bucket's share of the
+/// population (its slot count), so the seeder can split the key space evenly.
+pub(super) fn buckets_by_key() -> impl ExactSizeIterator<Item = (u16, u32)> {
+    let t = table();
+    bucket_order()
+        .by_key
+        .iter()
+        .map(|&b| (b, t.slots_of[usize::from(b)]))
+}
+
+/// Appends to `out` every index below `count` whose id lies in bucket `b`, by running the
+/// slot permutation of each cycle backwards over the bucket's slots.
+pub(super) fn indexes_in_bucket(seed: u64, b: u16, count: u64, out: &mut Vec<u64>) {
+    let order = bucket_order();
+    let b = usize::from(b);
+    let slots = &order.slots[order.start[b] as usize..order.start[b + 1] as usize];
+    for cycle in 0..count.div_ceil(SLOTS as u64) {
+        let key = hash2(seed ^ SLOT_KEY, cycle);
+        for &slot in slots {
+            let index = cycle << SLOT_BITS | u64::from(unpermute_2p20(key, slot));
+            if index < count {
+                out.push(index);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -192,5 +260,37 @@ mod tests {
         for i in start..end {
             assert!(ids.insert(id_at(7, i)), "index {i} repeats an id");
         }
+    }
+
+    #[test]
+    fn buckets_partition_the_indexes_in_key_order() {
+        // Over two cycles, so the cycle arithmetic is exercised too.
+        let (seed, count) = (5, SLOTS as u64 + 12_345);
+        let mut seen = vec![false; count as usize];
+        let mut last_id = None;
+        let mut indexes = Vec::new();
+        assert_eq!(buckets_by_key().len(), table().slots_of.len());
+        for (b, _) in buckets_by_key() {
+            indexes.clear();
+            indexes_in_bucket(seed, b, count, &mut indexes);
+            let mut ids: Vec<CitizenId> = indexes.iter().map(|&i| id_at(seed, i)).collect();
+            for (&i, id) in indexes.iter().zip(&ids) {
+                assert!(
+                    !std::mem::replace(&mut seen[i as usize], true),
+                    "index {i} twice"
+                );
+                let (province, year, sex) = bucket_parts(usize::from(b));
+                assert_eq!(
+                    (id.province_code(), id.birth_year(), id.sex()),
+                    (province, year, sex)
+                );
+            }
+            ids.sort_unstable();
+            if let (Some(prev), Some(first)) = (last_id, ids.first()) {
+                assert!(prev < *first, "bucket {b} is out of key order");
+            }
+            last_id = ids.last().copied().or(last_id);
+        }
+        assert!(seen.iter().all(|&s| s), "some index is in no bucket");
     }
 }

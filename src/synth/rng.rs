@@ -76,6 +76,18 @@ pub(super) fn permute_2p20(key: u64, x: u32) -> u32 {
     l << 10 | r
 }
 
+/// The inverse of [`permute_2p20`]: the seeder uses it to find which indexes of a cycle land in
+/// a given slot, so it can write a bucket's records together.
+pub(super) fn unpermute_2p20(key: u64, y: u32) -> u32 {
+    let (mut l, mut r) = (y >> 10 & 0x3FF, y & 0x3FF);
+    for round in (0..4u64).rev() {
+        // Undo (l, r) -> (r, l ^ f(r)): the old r is the new l.
+        let f = (hash2(key, round << 32 | u64::from(l)) & 0x3FF) as u32;
+        (l, r) = (r ^ f, l);
+    }
+    l << 10 | r
+}
+
 /// A keyed permutation of `0..1_000_000`: a Feistel network on base-1000 halves with addition
 /// modulo 1000, so it needs no cycle-walking. It turns a rank within an id bucket into the
 /// id's six "random" digits without collisions.
@@ -100,6 +112,9 @@ mod tests {
                 let y = permute_2p20(key, x) as usize;
                 assert!(!seen[y], "2^20 collision at {x} key {key}");
                 seen[y] = true;
+            }
+            for x in (0..1u32 << 20).step_by(7) {
+                assert_eq!(unpermute_2p20(key, permute_2p20(key, x)), x);
             }
             let mut seen = vec![false; 1_000_000];
             for x in 0..1_000_000 {

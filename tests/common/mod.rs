@@ -361,3 +361,26 @@ pub fn lookup_req(id: &str, fields: &[&str], purpose: &str) -> pb::LookupRequest
         request_id: format!("req-{id}"),
     }
 }
+
+/// Every audit record in `dir`, in file order, parsed from the JSON Lines files.
+pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("audit dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("audit-"))
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("audit file")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
