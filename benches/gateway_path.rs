@@ -180,7 +180,7 @@ fn pipeline(c: &mut Criterion) {
         store: Arc::new(store),
         cache: ReuseCache::new(1_000_000, Duration::from_secs(300)),
         audit,
-        metrics: Arc::new(popgate::metrics::Metrics::new()),
+        metrics: Arc::new(Metrics::new()),
         max_in_flight: 4096,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
