@@ -333,7 +333,10 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
     // Signal once the load is really flowing (a fixed sleep is too short on a loaded machine).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while served.load(std::sync::atomic::Ordering::Relaxed) < 50 {
-        assert!(std::time::Instant::now() < deadline, "the load never got going");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never got going"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = child.id().to_string();
