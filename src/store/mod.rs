@@ -26,9 +26,10 @@ pub enum StoreError {
         key: u64,
         source: prost::DecodeError,
     },
-    // The cause is the error's source (shown after it by `{:#}`), not repeated here.
-    #[error("cannot open the population store at {path}")]
-    Open { path: String, source: sled::Error },
+    // `cause`, not `source`: the message carries it (for `to_string()` users) and a chain
+    // printer does not repeat it.
+    #[error("cannot open the population store at {path}: {cause}")]
+    Open { path: String, cause: sled::Error },
 }
 
 /// The result of a conditional write.

@@ -29,14 +29,7 @@ const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let db = Self::open_db(path)?;
         let tree = db.open_tree("citizens")?;
         let count = tree.len() as u64;
         Ok(SledStore {
@@ -45,6 +38,34 @@ impl SledStore {
             count: AtomicU64::new(count),
             write_lock: Mutex::new(()),
         })
+    }
+
+    /// Opens the sled database. sled locks its folder, and a handle dropped a moment ago may
+    /// still hold the lock while sled's flusher thread winds down, so a lock conflict is
+    /// retried for a short while before it is reported.
+    fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
+                Ok(db) => return Ok(db),
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(cause) => {
+                    return Err(StoreError::Open {
+                        path: path.display().to_string(),
+                        cause,
+                    });
+                }
+            }
+        }
     }
 
     fn decode(key: u64, bytes: &[u8]) -> Result<Citizen, StoreError> {
@@ -158,5 +179,20 @@ mod tests {
         let got = store.get(id).unwrap().unwrap();
         assert_eq!((got.full_name.as_str(), got.version), ("B", 2));
         assert_eq!(store.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod reopen_tests {
+    use super::*;
+
+    #[test]
+    fn reopening_right_after_a_drop_works() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.flush().unwrap();
+            drop(store);
+        }
     }
 }
