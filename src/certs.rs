@@ -1356,9 +1356,8 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Lowercase hex, the one encoder the crate uses.
+use crate::audit::chain::to_hex as hex;
 
 /// Certificates carry whole seconds; truncating up front keeps `index.json` equal to what
 /// the certificate says.

@@ -17,6 +17,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use thiserror::Error;
 
+use crate::audit::chain::to_hex;
 use crate::config::TlsConfig;
 
 /// TLS material that cannot be used; the message names the file and what to do.
@@ -74,21 +75,10 @@ impl Peer {
         Peer {
             addr,
             common_name,
-            cert_sha256: hex(fingerprint.as_ref()),
+            cert_sha256: to_hex(fingerprint.as_ref()),
             serial,
         }
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 /// The server's TLS configuration plus the revoked serials, loaded together so a reload

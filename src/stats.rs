@@ -64,15 +64,11 @@ impl Stats {
     }
 
     pub fn count(&self, client: &ClientCounters, what: Counted) {
-        self.count_n(client, what, 1);
-    }
-
-    pub fn count_n(&self, client: &ClientCounters, what: Counted, n: u64) {
-        self.requests.fetch_add(n, Ordering::Relaxed);
-        client.requests.fetch_add(n, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        client.requests.fetch_add(1, Ordering::Relaxed);
         let field = match what {
             Counted::Ok { reused: true } => {
-                self.reused.fetch_add(n, Ordering::Relaxed);
+                self.reused.fetch_add(1, Ordering::Relaxed);
                 &client.reused
             }
             Counted::Ok { reused: false } | Counted::Other => return,
@@ -80,7 +76,7 @@ impl Stats {
             Counted::RateLimited => &client.rate_limited,
             Counted::NotFound => &client.not_found,
         };
-        field.fetch_add(n, Ordering::Relaxed);
+        field.fetch_add(1, Ordering::Relaxed);
     }
 
     /// (requests, reused) overall.
