@@ -180,7 +180,6 @@ impl Metrics {
             .with_label_values(&[] as &[&str])
             .set(stats.reuse_rate);
         self.store_records.set(stats.records as i64);
-        gateway.cache().run_pending_tasks();
         self.cache_entries.set(gateway.cache().entry_count() as i64);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for (label, not_after) in self

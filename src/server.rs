@@ -96,7 +96,10 @@ impl Server {
                 source,
             })?;
         }
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.path)?);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_with_cache(
+            &config.store.path,
+            config.store.cache_mib,
+        )?);
         let mut audit_options = AuditOptions::new(config.audit.dir.clone());
         audit_options.durability = match config.audit.durability {
             Durability::Sync => crate::audit::Durability::Sync,

@@ -51,6 +51,10 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn start(clients_toml: String) -> TestGateway {
     let gw = TestGateway::start_with(Options {
         clients_toml,
+        // These tests time the limiter. A `sync` audit log would add the shared disk's
+        // fdatasync stalls (seen: half a second), during which every caller waits and asks
+        // for nothing, so a flood would get fewer grants than its rate allows.
+        audit_toml: "durability = \"batch\"\nflush_ms = 5\n".into(),
         ..Default::default()
     })
     .await;

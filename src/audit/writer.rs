@@ -131,6 +131,7 @@ struct Counters {
     records: AtomicU64,
     batches: AtomicU64,
     syncs: AtomicU64,
+    sync_us: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -143,6 +144,8 @@ pub struct AuditStats {
     pub batches: u64,
     /// `fdatasync` calls on log files.
     pub syncs: u64,
+    /// Time spent in those calls, in microseconds: `sync_us / syncs` is the disk's sync latency.
+    pub sync_us: u64,
     /// Failed writes or syncs.
     pub failures: u64,
     /// The seq of the last acknowledged record.
@@ -292,6 +295,7 @@ impl AuditLog {
             records: c.records.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
+            sync_us: c.sync_us.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
             head_seq: self.inner.shared.head_seq.load(Ordering::Relaxed),
             queued: (self.inner.shared.capacity as u64)
@@ -596,6 +600,10 @@ impl Writer {
                     (o.0)(took);
                 }
                 let us = took.as_micros() as u64;
+                self.shared
+                    .counters
+                    .sync_us
+                    .fetch_add(us, Ordering::Relaxed);
                 self.sync_avg_us = if self.sync_avg_us == 0 {
                     us
                 } else {
@@ -615,10 +623,14 @@ impl Writer {
             if let (Some(f), Some(path)) = (&self.file, &self.path) {
                 let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
+                let took = t.elapsed();
                 if let Some(o) = &self.on_sync {
-                    (o.0)(t.elapsed());
+                    (o.0)(took);
                 }
-                self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                let c = &self.shared.counters;
+                c.syncs.fetch_add(1, Ordering::Relaxed);
+                c.sync_us
+                    .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
             }
             self.unsynced_since = None;
         }

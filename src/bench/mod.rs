@@ -67,6 +67,8 @@ pub enum Target {
 pub struct DevOptions {
     pub audit: Durability,
     pub cache_capacity: u64,
+    /// The store's page cache, MiB.
+    pub store_cache_mib: u64,
     /// Client identities (bench-1, bench-2, …) the connections are spread over.
     pub identities: usize,
     /// Keep the bench directory (and its seeded stores, reused next time) here.
@@ -148,6 +150,11 @@ impl Options {
     }
 
     fn load_words(&self) -> String {
+        self.load_words_over(&format!("{} citizens", self.workload.citizens))
+    }
+
+    /// The load in words, keys drawn over `over`.
+    fn load_words_over(&self, over: &str) -> String {
         let pace = match self.pace {
             Pace::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
             Pace::Open { rate } => format!("open loop, {rate:.0} calls/s"),
@@ -162,12 +169,8 @@ impl Options {
             )
         };
         format!(
-            "{} connections, {pace}, {what}, keys {} over {} citizens, warm-up {:?}, measured {:?}",
-            self.connections,
-            self.workload.keys,
-            self.workload.citizens,
-            self.warmup,
-            self.duration
+            "{} connections, {pace}, {what}, keys {} over {over}, warm-up {:?}, measured {:?}",
+            self.connections, self.workload.keys, self.warmup, self.duration
         )
     }
 
@@ -331,19 +334,21 @@ fn plan(opts: &Options, dev: &DevOptions) -> Vec<Stage> {
         citizens: opts.workload.citizens,
         durability: dev.audit,
         cache_capacity: dev.cache_capacity,
+        store_cache_mib: dev.store_cache_mib,
         clients: bench_clients(dev.identities, UNBOUNDED_RATE),
     };
     let ids: Vec<String> = base.clients.iter().map(|c| c.id.clone()).collect();
     let words = |g: &GatewaySettings| {
         format!(
-            "audit {}, cache {}, {} citizens",
+            "audit {}, cache {}, {} citizens, store cache {} MiB",
             durability_name(g.durability),
             if g.cache_capacity == 0 {
                 "off".to_owned()
             } else {
                 format!("{} records", g.cache_capacity)
             },
-            g.citizens
+            g.citizens,
+            g.store_cache_mib
         )
     };
     let one = |name: &str, g: &GatewaySettings, spec: LoadSpec| Step {
@@ -541,7 +546,14 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let comparisons = compare(&opts.scenario, &phases);
     Ok(Report {
         scenario: scenario_name(&opts.scenario),
-        load: opts.load_words(),
+        load: match opts.scenario {
+            // Each phase draws its keys from its own store.
+            Scenario::CompareCitizens(n) => opts.load_words_over(&format!(
+                "each phase's store ({} or {n} citizens)",
+                opts.workload.citizens
+            )),
+            _ => opts.load_words(),
+        },
         cores,
         phases,
         comparisons,

@@ -58,6 +58,8 @@ pub struct AuditFigures {
     pub records_per_sec: f64,
     pub syncs_per_sec: f64,
     pub records_per_sync: f64,
+    /// Mean time of one `fdatasync`, ms.
+    pub sync_ms: f64,
 }
 
 impl AuditFigures {
@@ -72,6 +74,11 @@ impl AuditFigures {
             records_per_sec: records / secs.max(1e-9),
             syncs_per_sec: syncs / secs.max(1e-9),
             records_per_sync: if syncs > 0.0 { records / syncs } else { 0.0 },
+            sync_ms: if syncs > 0.0 {
+                after.sync_us.saturating_sub(before.sync_us) as f64 / syncs / 1000.0
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -163,7 +170,7 @@ pub struct CacheFootprint {
     /// Growth of this process's resident memory while filling a cache, per record.
     pub rss_bytes_per_record: f64,
     /// The records' own heap and struct bytes per record (what the cache must hold at least);
-    /// the rest of the RSS figure is moka's bookkeeping and allocator overhead.
+    /// the rest of the RSS figure is the cache's index and allocator overhead.
     pub payload_bytes_per_record: f64,
 }
 
@@ -227,8 +234,8 @@ impl Report {
             if let Some(a) = &p.audit {
                 let _ = writeln!(
                     s,
-                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s, {:.1} records per sync (whole step, incl. warm-up)",
-                    "", a.records_per_sec, a.syncs_per_sec, a.records_per_sync
+                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s of {:.2} ms, {:.1} records per sync (whole step, incl. warm-up)",
+                    "", a.records_per_sec, a.syncs_per_sec, a.sync_ms, a.records_per_sync
                 );
             }
             if p.mismatches_sent > 0 || p.wrong_answers > 0 {

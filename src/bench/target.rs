@@ -69,6 +69,7 @@ pub struct GatewaySettings {
     pub citizens: u64,
     pub durability: crate::config::Durability,
     pub cache_capacity: u64,
+    pub store_cache_mib: u64,
     pub clients: Vec<BenchClient>,
 }
 
@@ -195,13 +196,14 @@ impl BenchDir {
         };
         let mut text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
-             [store]\npath = {store:?}\n\n[audit]\ndir = \"audit\"\ndurability = \"{durability}\"\nflush_ms = 5\n\n\
+             [store]\npath = {store:?}\ncache_mib = {store_cache}\n\n[audit]\ndir = \"audit\"\ndurability = \"{durability}\"\nflush_ms = 5\n\n\
              [cache]\ncapacity = {cap}\nttl_secs = 300\n",
             cert = certs.join("server.pem"),
             key = certs.join("server.key"),
             ca = certs.join("ca.pem"),
             crl = certs.join("ca.crl"),
             cap = settings.cache_capacity,
+            store_cache = settings.store_cache_mib,
         );
         let list = |items: &[&str]| {
             let quoted: Vec<_> = items.iter().map(|s| format!("{s:?}")).collect();

@@ -24,12 +24,15 @@ pub struct SledStore {
     write_lock: Mutex<()>,
 }
 
-/// sled's page cache, in on-disk bytes. 256 MiB holds about half a million records hot.
-const CACHE_BYTES: u64 = 256 * 1024 * 1024;
-
 impl SledStore {
+    /// Opens with the default page cache ([`super::DEFAULT_CACHE_MIB`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Self::open_db(path)?;
+        Self::open_with_cache(path, super::DEFAULT_CACHE_MIB)
+    }
+
+    /// Opens with a page cache of `cache_mib` MiB of on-disk bytes (`[store] cache_mib`).
+    pub fn open_with_cache(path: &Path, cache_mib: u64) -> Result<Self, StoreError> {
+        let db = Self::open_db(path, cache_mib.saturating_mul(1024 * 1024))?;
         let tree = db.open_tree("citizens")?;
         let count = tree.len() as u64;
         Ok(SledStore {
@@ -43,12 +46,12 @@ impl SledStore {
     /// Opens the sled database. sled locks its folder, and a handle dropped a moment ago may
     /// still hold the lock while sled's flusher thread winds down, so a lock conflict is
     /// retried for a short while before it is reported.
-    fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         loop {
             match sled::Config::new()
                 .path(path)
-                .cache_capacity(CACHE_BYTES)
+                .cache_capacity(cache_bytes)
                 .open()
             {
                 Ok(db) => return Ok(db),
