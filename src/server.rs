@@ -281,7 +281,10 @@ impl Reloader {
                 "server",
                 format!("{:?}", old.server) != format!("{:?}", new.server),
             ),
-            ("store", old.store.path != new.store.path),
+            (
+                "store",
+                format!("{:?}", old.store) != format!("{:?}", new.store),
+            ),
             (
                 "audit",
                 format!("{:?}", old.audit) != format!("{:?}", new.audit),

@@ -170,6 +170,10 @@ fn check_config_accepts_a_good_config_and_names_the_key_of_a_bad_one() {
             "colour",
         ),
         (
+            base.replace("[store]", "[store]\ncache_mib = 4"),
+            "store.cache_mib",
+        ),
+        (
             base.replace(
                 "rate_per_sec = 100000\nburst = 100000\n\n[[clients]]\nid = \"ministry\"",
                 "\n[[clients]]\nid = \"ministry\"",
