@@ -150,14 +150,17 @@ impl Options {
     }
 
     fn load_words(&self) -> String {
-        self.load_words_over(&format!("{} citizens", self.workload.citizens))
+        self.describe_load(None, &format!("{} citizens", self.workload.citizens))
     }
 
-    /// The load in words, keys drawn over `over`.
-    fn load_words_over(&self, over: &str) -> String {
-        let pace = match self.pace {
-            Pace::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
-            Pace::Open { rate } => format!("open loop, {rate:.0} calls/s"),
+    /// The load in words: `pace` instead of this load's own, keys drawn over `over`.
+    fn describe_load(&self, pace: Option<&str>, over: &str) -> String {
+        let pace = match (pace, self.pace) {
+            (Some(p), _) => p.to_owned(),
+            (None, Pace::Closed { concurrency }) => {
+                format!("closed loop, {concurrency} in flight")
+            }
+            (None, Pace::Open { rate }) => format!("open loop, {rate:.0} calls/s"),
         };
         let what = if self.workload.bulk {
             "VerifyStream bulk (LOOSE, 10% mismatches)".to_owned()
@@ -548,10 +551,18 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         scenario: scenario_name(&opts.scenario),
         load: match opts.scenario {
             // Each phase draws its keys from its own store.
-            Scenario::CompareCitizens(n) => opts.load_words_over(&format!(
-                "each phase's store ({} or {n} citizens)",
-                opts.workload.citizens
-            )),
+            Scenario::CompareCitizens(n) => opts.describe_load(
+                None,
+                &format!(
+                    "each phase's store ({} or {n} citizens)",
+                    opts.workload.citizens
+                ),
+            ),
+            // Each phase has its own open-loop rate and connections, given with it.
+            Scenario::Isolation { .. } => opts.describe_load(
+                Some("open loop at each phase's rate"),
+                &format!("{} citizens", opts.workload.citizens),
+            ),
             _ => opts.load_words(),
         },
         cores,
