@@ -81,3 +81,67 @@ fn baseline_runs_both_sides_and_gives_their_ratio() {
     assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
     assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
 }
+
+/// Kills the served bench server if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--serve` runs one bench server for a load generator elsewhere: the command it prints loads
+/// it as given, and SIGTERM stops it cleanly.
+#[test]
+fn a_served_baseline_is_loaded_by_the_command_it_prints() {
+    use std::io::{BufRead, BufReader};
+    let child = Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args([
+            "bench",
+            "--dev",
+            "--serve",
+            "baseline",
+            "--citizens",
+            "2000",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start popgate bench --serve");
+    let mut server = KillOnDrop(child);
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let serving = lines.next().expect("a first line").unwrap();
+    assert!(serving.contains("serving on 127.0.0.1:"), "{serving}");
+    let command = lines.next().expect("a second line").unwrap();
+    let args: Vec<&str> = command
+        .strip_prefix("load it with: popgate ")
+        .unwrap_or_else(|| panic!("not a command: {command}"))
+        .split(' ')
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args(&args)
+        .args(["--duration", "1s", "--warmup", "0s", "--json"])
+        .output()
+        .expect("run the printed command");
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_sane(phase(&report, "remote"));
+
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -58,6 +58,8 @@ pub enum Target {
         addr: String,
         server_name: String,
         identities: Vec<ClientTls>,
+        /// The target answers Verify with a fixed reply (a served baseline): do not judge it.
+        fixed_answers: bool,
     },
     /// An in-process gateway on a bench directory.
     Dev(DevOptions),
@@ -217,7 +219,8 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
             addr,
             server_name,
             identities,
-        } => run_remote(opts, addr, server_name, identities, cores),
+            fixed_answers,
+        } => run_remote(opts, addr, server_name, identities, *fixed_answers, cores),
         Target::Dev(dev) => run_dev(opts, dev, cores),
     }
 }
@@ -237,10 +240,11 @@ fn run_remote(
     addr: &str,
     server_name: &str,
     identities: &[ClientTls],
+    fixed_answers: bool,
     cores: usize,
 ) -> Result<Report, BenchError> {
     let rt = runtime(None, "bench-client")?;
-    let (tally, secs) = rt.block_on(async {
+    let (mut tally, secs) = rt.block_on(async {
         let mut channels = Vec::new();
         for i in 0..opts.connections {
             channels.push(connect(addr, server_name, &identities[i % identities.len()]).await?);
@@ -248,6 +252,9 @@ fn run_remote(
         let (tally, secs) = measure(&channels, &opts.spec(), "remote", opts.progress).await;
         Ok::<_, BenchError>((tally, secs))
     })?;
+    if fixed_answers {
+        tally.forget_verify_checks();
+    }
     Ok(Report {
         scenario: "single".into(),
         load: opts.load_words(),
@@ -570,6 +577,71 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         comparisons,
         cache_footprint: footprint,
     })
+}
+
+/// Which server `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Baseline,
+    Gateway,
+}
+
+/// Runs one bench server — the bare baseline or the full gateway, set up as in `--dev` runs —
+/// on `listen` until `stop` completes, for a load generator in another process or on another
+/// machine (`popgate bench --addr …`). `ready` is told the address and the command that loads
+/// it, once it listens.
+pub fn serve(
+    opts: &Options,
+    dev: &DevOptions,
+    served: Served,
+    listen: std::net::SocketAddr,
+    ready: impl FnOnce(std::net::SocketAddr, String),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), BenchError> {
+    let mut dir = BenchDir::create(dev.dir.as_deref())?;
+    dir.listen_on(listen);
+    let seed = opts.workload.seed;
+    let store = seed_store(&dir, opts.workload.citizens, seed, opts.progress)?;
+    let settings = GatewaySettings {
+        citizens: opts.workload.citizens,
+        durability: dev.audit,
+        cache_capacity: dev.cache_capacity,
+        store_cache_mib: dev.store_cache_mib,
+        clients: bench_clients(dev.identities, UNBOUNDED_RATE),
+    };
+    let config = dir.stage_config(&store, &settings)?;
+    let mut files = Vec::new();
+    for c in &settings.clients {
+        files.push(dir.write_client_files(&c.id)?);
+    }
+    let rt = runtime(dev.server_threads, "bench-server")?;
+    let running = match served {
+        Served::Gateway => target::start_gateway(config, rt.handle())?,
+        Served::Baseline => {
+            target::start_baseline(&config, FixedAnswers::typical(seed), rt.handle())?
+        }
+    };
+    let mut flags: String = files
+        .iter()
+        .map(|(c, k)| format!(" --cert {} --key {}", c.display(), k.display()))
+        .collect();
+    if served == Served::Baseline {
+        flags.push_str(" --fixed-answers");
+    }
+    ready(
+        running.addr,
+        format!(
+            "popgate bench --addr {} --ca {} --server-name localhost{flags} --citizens {} --seed {seed}",
+            running.addr,
+            dir.root().join("certs/ca.pem").display(),
+            opts.workload.citizens,
+        ),
+    );
+    rt.block_on(async {
+        stop.await;
+        running.stop().await;
+    });
+    Ok(())
 }
 
 /// The seeded store of `count` citizens, with a progress bar while seeding.

@@ -80,6 +80,8 @@ pub struct BenchDir {
     keep: bool,
     ca: DevCa,
     stages: usize,
+    /// Where the stages' servers listen: `127.0.0.1:0` unless serving for another process.
+    listen: SocketAddr,
 }
 
 impl Drop for BenchDir {
@@ -138,7 +140,31 @@ impl BenchDir {
             keep,
             ca,
             stages: 0,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         })
+    }
+
+    /// Makes the next stages' servers listen on `addr`.
+    pub fn listen_on(&mut self, addr: SocketAddr) {
+        self.listen = addr;
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes a client certificate and key of `id` under `certs/`, for a load generator in
+    /// another process; returns their paths.
+    pub fn write_client_files(&self, id: &str) -> Result<(PathBuf, PathBuf), BenchError> {
+        let tls = self.client_tls(id)?;
+        let certs = self.root.join("certs");
+        let (cert, key) = (
+            certs.join(format!("{id}.pem")),
+            certs.join(format!("{id}.key")),
+        );
+        write(&cert, &tls.cert_pem)?;
+        write(&key, &tls.key_pem)?;
+        Ok((cert, key))
     }
 
     /// The client TLS material of `id` (a new certificate each time).
@@ -195,7 +221,7 @@ impl BenchDir {
             crate::config::Durability::Batch => "batch",
         };
         let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
+            "[server]\nlisten = \"{listen}\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
              [store]\npath = {store:?}\ncache_mib = {store_cache}\n\n[audit]\ndir = \"audit\"\ndurability = \"{durability}\"\nflush_ms = 5\n\n\
              [cache]\ncapacity = {cap}\nttl_secs = 300\n",
             cert = certs.join("server.pem"),
@@ -203,6 +229,7 @@ impl BenchDir {
             ca = certs.join("ca.pem"),
             crl = certs.join("ca.crl"),
             cap = settings.cache_capacity,
+            listen = self.listen,
             store_cache = settings.store_cache_mib,
         );
         let list = |items: &[&str]| {
@@ -243,12 +270,12 @@ impl Running {
     }
 }
 
-/// Binds `127.0.0.1:0`. The listener is registered with the server's runtime inside its task
-/// (`from_std`), so that with separate runtimes the server's sockets are driven by the
-/// server's threads only.
-fn bind() -> Result<(std::net::TcpListener, SocketAddr), BenchError> {
-    let setup = |e: std::io::Error| BenchError::Setup(format!("cannot bind 127.0.0.1:0: {e}"));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup)?;
+/// Binds the configuration's `server.listen`. The listener is registered with the server's
+/// runtime inside its task (`from_std`), so that with separate runtimes the server's sockets
+/// are driven by the server's threads only.
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), BenchError> {
+    let setup = |e: std::io::Error| BenchError::Setup(format!("cannot bind {addr}: {e}"));
+    let listener = std::net::TcpListener::bind(addr).map_err(setup)?;
     listener.set_nonblocking(true).map_err(setup)?;
     let addr = listener.local_addr().map_err(setup)?;
     Ok((listener, addr))
@@ -256,13 +283,14 @@ fn bind() -> Result<(std::net::TcpListener, SocketAddr), BenchError> {
 
 /// Starts the full gateway from `config` on `server_rt`.
 pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, BenchError> {
+    let listen = config.server.listen;
     // The audit log may start its writer task when opened: open it on the server's runtime.
     let server = {
         let _enter = server_rt.enter();
         Server::build(config).map_err(|e| BenchError::Setup(e.to_string()))?
     };
     let gateway = server.gateway().clone();
-    let (listener, addr) = bind()?;
+    let (listener, addr) = bind(listen)?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = server_rt.spawn(async move {
         let listener = match TcpListener::from_std(listener) {
@@ -398,7 +426,7 @@ pub fn start_baseline(
 ) -> Result<Running, BenchError> {
     let tls = crate::identity::load(&config.tls).map_err(|e| BenchError::Setup(e.to_string()))?;
     let acceptor = TlsAcceptor::from(tls.server_config);
-    let (listener, addr) = bind()?;
+    let (listener, addr) = bind(config.server.listen)?;
     let limits = config.limits.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = server_rt.spawn(async move {

@@ -119,9 +119,34 @@ pub struct BenchArgs {
     #[arg(long, requires = "dev", group = "scenario", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
     isolation: Option<u32>,
 
+    /// --dev: only run the bare baseline or the full gateway on --listen, set up as for the
+    /// scenarios, until Ctrl-C or SIGTERM; it prints the `popgate bench --addr …` command that
+    /// loads it from another process or machine (copy its certs/ folder there).
+    #[arg(
+        long,
+        requires = "dev",
+        group = "scenario",
+        value_enum,
+        value_name = "SERVER"
+    )]
+    serve: Option<ServeArg>,
+    /// Without --dev: the target gives fixed answers (a `--serve baseline`), so Verify answers
+    /// are not judged.
+    #[arg(long, conflicts_with = "dev")]
+    fixed_answers: bool,
+    /// --serve: the address to listen on.
+    #[arg(long, requires = "serve", default_value = "127.0.0.1:7450")]
+    listen: std::net::SocketAddr,
+
     /// Print the report as JSON (no progress bars).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ServeArg {
+    Baseline,
+    Gateway,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,6 +227,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             addr: addr.clone(),
             server_name: args.server_name.clone(),
             identities,
+            fixed_answers: args.fixed_answers,
         }
     };
     let scenario = if args.baseline {
@@ -240,6 +266,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         progress: !args.json && std::io::stderr().is_terminal(),
     };
+    if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
+        let served = match what {
+            ServeArg::Baseline => bench::Served::Baseline,
+            ServeArg::Gateway => bench::Served::Gateway,
+        };
+        bench::serve(
+            &opts,
+            dev,
+            served,
+            args.listen,
+            |addr, command| {
+                // stdout, line by line, so that a script can read the address.
+                println!("popgate bench: serving on {addr} until Ctrl-C or SIGTERM");
+                println!("load it with: {command}");
+            },
+            super::serve::shutdown_signal(),
+        )
+        .context("bench server failed")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = bench::run(&opts).context("benchmark failed")?;
     if args.json {
         println!(

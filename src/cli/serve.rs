@@ -108,7 +108,7 @@ fn spawn_reload_on_sighup(reloader: crate::server::Reloader) {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
