@@ -13,7 +13,7 @@ use popgate::cache::ReuseCache;
 use popgate::fields::{Field, project};
 use popgate::id::{CitizenId, IdSex};
 use popgate::limits::{ClientLimit, Limits};
-use popgate::matching::{Mode, normalize};
+use popgate::matching::{Mode, normalize, text_matches};
 use popgate::pb::Citizen;
 use popgate::store::{SledStore, Store};
 
@@ -67,6 +67,25 @@ fn matching(c: &mut Criterion) {
     });
     c.bench_function("normalize_exact_name", |b| {
         b.iter(|| normalize(black_box("Nguyễn Thị Thu Hương"), Mode::Exact))
+    });
+    // What Verify does per name claim: a telecom's upper-case ASCII claim against the record.
+    c.bench_function("text_matches_loose_ascii_claim", |b| {
+        b.iter(|| {
+            text_matches(
+                black_box("NGUYEN THI THU HUONG"),
+                black_box("Nguyễn Thị Thu Hương"),
+                Mode::Loose,
+            )
+        })
+    });
+    c.bench_function("text_matches_exact_name", |b| {
+        b.iter(|| {
+            text_matches(
+                black_box("nguyễn thị thu hương"),
+                black_box("Nguyễn Thị Thu Hương"),
+                Mode::Exact,
+            )
+        })
     });
 }
 

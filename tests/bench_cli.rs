@@ -53,6 +53,15 @@ fn assert_sane(p: &Value) {
     let reuse = p["reuse_rate"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&reuse), "{p}");
     assert_eq!(p["wrong_answers"], 0, "{p}");
+    // The process's CPU time: some per call, and never more cores than the machine has.
+    let cpu = &p["cpu"];
+    assert!(cpu["us_per_call"].as_f64().unwrap() > 0.0, "{p}");
+    let busy = cpu["cores_busy"].as_f64().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    assert!(
+        busy > 0.0 && busy <= cores * 1.05,
+        "{busy} cores busy of {cores}: {p}"
+    );
 }
 
 #[test]

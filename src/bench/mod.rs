@@ -21,7 +21,7 @@ pub mod target;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use thiserror::Error;
@@ -31,7 +31,7 @@ use tonic::transport::Channel;
 use crate::client::{ClientError, ClientTls, connect};
 use crate::config::Durability;
 use load::{LoadSpec, Pace, Tally, Workload};
-use report::{CacheFootprint, Comparison, PhaseReport, Report};
+use report::{CacheFootprint, Comparison, CpuFigures, PhaseReport, Report};
 use target::{BenchClient, BenchDir, FixedAnswers, GatewaySettings, Running};
 
 /// Why a benchmark could not run.
@@ -244,40 +244,45 @@ fn run_remote(
     cores: usize,
 ) -> Result<Report, BenchError> {
     let rt = runtime(None, "bench-client")?;
-    let (mut tally, secs) = rt.block_on(async {
+    let (mut tally, secs, cpu) = rt.block_on(async {
         let mut channels = Vec::new();
         for i in 0..opts.connections {
             channels.push(connect(addr, server_name, &identities[i % identities.len()]).await?);
         }
-        let (tally, secs) = measure(&channels, &opts.spec(), "remote", opts.progress).await;
-        Ok::<_, BenchError>((tally, secs))
+        let (cpu_before, started) = (report::process_cpu(), Instant::now());
+        let (tally, secs, calls) = measure(&channels, &opts.spec(), "remote", opts.progress).await;
+        let cpu = CpuFigures::between(cpu_before, report::process_cpu(), started.elapsed(), calls);
+        Ok::<_, BenchError>((tally, secs, cpu))
     })?;
     if fixed_answers {
         tally.forget_verify_checks();
     }
+    let mut phase = PhaseReport::new(
+        "remote",
+        addr,
+        format!("{} client identities", identities.len()),
+        secs,
+        &tally,
+    );
+    phase.cpu = cpu;
     Ok(Report {
         scenario: "single".into(),
         load: opts.load_words(),
         cores,
-        phases: vec![PhaseReport::new(
-            "remote",
-            addr,
-            format!("{} client identities", identities.len()),
-            secs,
-            &tally,
-        )],
+        phases: vec![phase],
         comparisons: Vec::new(),
         cache_footprint: None,
     })
 }
 
-/// Runs one load with a progress bar; returns its tally and the measured seconds.
+/// Runs one load with a progress bar; returns its tally, the measured seconds and the calls
+/// finished in all (warm-up included).
 async fn measure(
     channels: &[Channel],
     spec: &LoadSpec,
     name: &str,
     progress: bool,
-) -> (Tally, f64) {
+) -> (Tally, f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(progress, spec.warmup + spec.duration, name);
     let ticker = bar.clone().map(|bar| {
@@ -297,14 +302,18 @@ async fn measure(
             }
         })
     });
-    let tally = load::run(channels, spec, done).await;
+    let tally = load::run(channels, spec, done.clone()).await;
     if let Some(t) = ticker {
         t.abort();
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    (tally, spec.duration.as_secs_f64())
+    (
+        tally,
+        spec.duration.as_secs_f64(),
+        done.load(Ordering::Relaxed),
+    )
 }
 
 fn progress_bar(show: bool, total: Duration, name: &str) -> Option<ProgressBar> {
@@ -690,10 +699,8 @@ async fn run_stage(
             }
             loads.push((load, channels));
         }
-        let audit_before = running
-            .gateway
-            .as_ref()
-            .map(|g| (g.audit().stats(), std::time::Instant::now()));
+        let audit_before = running.gateway.as_ref().map(|g| g.audit().stats());
+        let (cpu_before, started) = (report::process_cpu(), Instant::now());
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
             .into_iter()
@@ -704,10 +711,12 @@ async fn run_stage(
             })
             .collect();
         let mut step_reports = Vec::new();
+        let mut calls = 0;
         for (handle, load) in handles.into_iter().zip(&step.loads) {
-            let (mut tally, secs) = handle
+            let (mut tally, secs, finished) = handle
                 .await
                 .map_err(|e| BenchError::Setup(format!("load task failed: {e}")))?;
+            calls += finished;
             if target_name == "baseline" {
                 // Its fixed Verify answer says nothing about the claims: do not judge it.
                 tally.forget_verify_checks();
@@ -720,15 +729,19 @@ async fn run_stage(
                 &tally,
             ));
         }
-        if let (Some(g), Some((before, at))) = (&running.gateway, audit_before) {
-            let figures = report::AuditFigures::between(
+        let wall = started.elapsed();
+        let cpu = CpuFigures::between(cpu_before, report::process_cpu(), wall, calls);
+        let audit = match (&running.gateway, audit_before) {
+            (Some(g), Some(before)) => Some(report::AuditFigures::between(
                 &before,
                 &g.audit().stats(),
-                at.elapsed().as_secs_f64(),
-            );
-            for r in &mut step_reports {
-                r.audit = Some(figures.clone());
-            }
+                wall.as_secs_f64(),
+            )),
+            _ => None,
+        };
+        for r in &mut step_reports {
+            r.audit = audit.clone();
+            r.cpu = cpu.clone();
         }
         out.extend(step_reports);
     }

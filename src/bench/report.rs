@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -50,6 +51,35 @@ pub struct PhaseReport {
     /// The in-process gateway's audit writer during this step (all loads of the step).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditFigures>,
+    /// CPU time of this whole process (server and load generator with `--dev`; the load
+    /// generator alone with `--addr`) over the step, warm-up included.
+    pub cpu: Option<CpuFigures>,
+}
+
+/// What a step cost in CPU: steadier than requests/s on a shared machine, and it tells a
+/// slower run that did less work per second from one that did more work per call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuFigures {
+    /// Process CPU time (user + system, all threads) per call finished in the step.
+    pub us_per_call: f64,
+    /// Process CPU time per second of the step: how many cores it kept busy.
+    pub cores_busy: f64,
+}
+
+impl CpuFigures {
+    /// `None` where the process's CPU time cannot be read (not Linux).
+    pub fn between(
+        before: Option<Duration>,
+        after: Option<Duration>,
+        wall: Duration,
+        calls: u64,
+    ) -> Option<CpuFigures> {
+        let used = after?.checked_sub(before?)?;
+        Some(CpuFigures {
+            us_per_call: used.as_secs_f64() * 1e6 / (calls.max(1) as f64),
+            cores_busy: used.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        })
+    }
 }
 
 /// What the audit writer did during a step.
@@ -122,6 +152,7 @@ impl PhaseReport {
             max_outstanding: t.max_outstanding,
             rss_mib: rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
             audit: None,
+            cpu: None,
         }
     }
 }
@@ -238,6 +269,13 @@ impl Report {
                     "", a.records_per_sec, a.syncs_per_sec, a.sync_ms, a.records_per_sync
                 );
             }
+            if let Some(c) = &p.cpu {
+                let _ = writeln!(
+                    s,
+                    "{:<16} cpu: {:.1} µs per call, {:.2} cores busy (this process, whole step, incl. warm-up)",
+                    "", c.us_per_call, c.cores_busy
+                );
+            }
             if p.mismatches_sent > 0 || p.wrong_answers > 0 {
                 let _ = writeln!(
                     s,
@@ -272,6 +310,19 @@ impl Report {
 }
 
 /// This process's resident memory, from /proc (Linux); `None` elsewhere.
+/// User + system CPU time of this process so far, all threads (Linux: `/proc/self/stat`, whose
+/// times are in USER_HZ = 1/100 s on every Linux architecture Rust targets).
+pub fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After ')': state is field 3, so utime (14) and stime (15) are the 12th and 13th here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
