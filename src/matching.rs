@@ -29,8 +29,8 @@ pub fn normalize(text: &str, mode: Mode) -> String {
 /// Whether a claimed text equals the recorded one in `mode`.
 ///
 /// Compares the two canonical forms char by char as they are produced: no intermediate
-/// strings, and it stops at the first difference. On Verify's path (perf: ~5 µs per Verify
-/// before, two full normalisations into fresh strings).
+/// strings, and it stops at the first difference. This is on every Verify's path, where it
+/// used to build both forms as fresh strings (docs/BENCHMARKS.md §7).
 pub fn text_matches(claimed: &str, recorded: &str, mode: Mode) -> bool {
     Canonical::new(claimed, mode).eq(Canonical::new(recorded, mode))
 }

@@ -309,9 +309,8 @@ impl Report {
     }
 }
 
-/// This process's resident memory, from /proc (Linux); `None` elsewhere.
 /// User + system CPU time of this process so far, all threads (Linux: `/proc/self/stat`, whose
-/// times are in USER_HZ = 1/100 s on every Linux architecture Rust targets).
+/// times are in USER_HZ = 1/100 s on every Linux architecture Rust targets); `None` elsewhere.
 pub fn process_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
@@ -323,6 +322,7 @@ pub fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// This process's resident memory, from /proc (Linux); `None` elsewhere.
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
