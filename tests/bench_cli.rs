@@ -5,29 +5,36 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn bench(extra: &[&str]) -> Value {
+/// Runs `popgate ARGS…` and returns its `--json` report, failing with its stderr.
+fn run_json(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
-        .args([
-            "bench",
-            "--dev",
-            "--citizens",
-            "2000",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--json",
-        ])
-        .args(extra)
+        .args(args)
         .output()
-        .expect("run popgate bench");
+        .expect("run popgate");
     assert!(
         out.status.success(),
-        "popgate bench {extra:?} failed: {}",
+        "popgate {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A short `bench --dev` over a small store, with `extra` options.
+fn bench(extra: &[&str]) -> Value {
+    let mut args = vec![
+        "bench",
+        "--dev",
+        "--citizens",
+        "2000",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    run_json(&args)
 }
 
 fn phase<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -125,22 +132,13 @@ fn a_served_baseline_is_loaded_by_the_command_it_prints() {
     let serving = lines.next().expect("a first line").unwrap();
     assert!(serving.contains("serving on 127.0.0.1:"), "{serving}");
     let command = lines.next().expect("a second line").unwrap();
-    let args: Vec<&str> = command
+    let mut args: Vec<&str> = command
         .strip_prefix("load it with: popgate ")
         .unwrap_or_else(|| panic!("not a command: {command}"))
         .split(' ')
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
-        .args(&args)
-        .args(["--duration", "1s", "--warmup", "0s", "--json"])
-        .output()
-        .expect("run the printed command");
-    assert!(
-        out.status.success(),
-        "{command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    args.extend_from_slice(&["--duration", "1s", "--warmup", "0s", "--json"]);
+    let report = run_json(&args);
     assert_sane(phase(&report, "remote"));
 
     let pid = server.0.id().to_string();
