@@ -19,7 +19,7 @@ use popgate::audit::{AuditEvent, AuditLog, AuditOptions, Durability, Outcome};
 fn event(i: u64) -> AuditEvent {
     AuditEvent {
         client: "viettel".into(),
-        cert_sha256: "cd".repeat(32),
+        cert_sha256: "cd".repeat(32).into(),
         peer: "10.0.0.7:50312".into(),
         method: "Verify",
         citizen_id: Some(format!("0012030{i:05}")),

@@ -23,7 +23,7 @@ use crate::id::CitizenId;
 use crate::identity::Peer;
 use crate::limits::{ClientLimit, Limits};
 use crate::matching::{Mode, parse_date, text_matches};
-use crate::metrics::Metrics;
+use crate::metrics::{ClientMetrics, Metrics};
 use crate::pb;
 use crate::policy::{Client, Policy, truncate};
 use crate::registry;
@@ -87,6 +87,7 @@ pub struct Caller {
     pub peer: Arc<Peer>,
     pub client: Arc<Client>,
     counters: Arc<ClientCounters>,
+    metrics: Arc<ClientMetrics>,
     limit: Arc<ClientLimit>,
 }
 
@@ -231,6 +232,7 @@ impl Gateway {
                 })?;
                 return Ok(Caller {
                     counters: self.stats.client(&client.id),
+                    metrics: self.metrics.client(&client.id),
                     limit,
                     client,
                     peer,
@@ -241,7 +243,7 @@ impl Gateway {
         // A configured client calling outside its role is counted; an unknown name is not
         // given counters (that would let anyone grow the map).
         let cn = peer.common_name.clone().unwrap_or_default();
-        let known = self.policy.load().clients().any(|c| c.id == cn);
+        let known = self.policy.load().clients().any(|c| *c.id == *cn);
         // Refusals are rate limited too, or a caller could write audit records as fast as it
         // can send: a known client's own limiter, one shared limiter for unknown names.
         // Past it the refusal is still refused, and counted into an aggregated record.
@@ -270,9 +272,9 @@ impl Gateway {
             ])
             .inc();
         let ev = AuditEvent {
-            client: truncate(&cn, MAX_ECHO).to_owned(),
+            client: truncate(&cn, MAX_ECHO).into(),
             cert_sha256: peer.cert_sha256.clone(),
-            peer: peer.addr.to_string(),
+            peer: peer.addr_text.clone(),
             method: method.name(),
             citizen_id: None,
             fields: Vec::new(),
@@ -305,6 +307,7 @@ impl Gateway {
         Ok(Caller {
             peer: caller.peer.clone(),
             counters: self.stats.client(&client.id),
+            metrics: self.metrics.client(&client.id),
             limit,
             client,
         })
@@ -322,13 +325,13 @@ impl Gateway {
                     .limit
                     .try_acquire()
                     .map_err(|retry_after| Error::RateLimited {
-                        client: caller.client.id.clone(),
+                        client: caller.client.id.to_string(),
                         retry_after,
                     })?;
                 let permit = self.limits.admit().ok_or_else(|| {
                     self.metrics
                         .shed
-                        .with_label_values(&[caller.client.id.as_str()])
+                        .with_label_values(&[&*caller.client.id])
                         .inc();
                     Error::Unavailable(format!(
                         "gateway overloaded: {} calls in flight; retry shortly",
@@ -382,7 +385,7 @@ impl Gateway {
             Err(e @ Error::RateLimited { .. }) => {
                 // Counted now, audited in aggregate by flush_rate_limited.
                 self.stats.count(&caller.counters, Counted::RateLimited);
-                self.count_metrics(&call, "rate_limited");
+                self.count_metrics(&call, Outcome::RateLimited);
                 caller.limit.note_refused(call.method, &caller.peer);
                 return Err(e.clone());
             }
@@ -417,7 +420,7 @@ impl Gateway {
         let ev = AuditEvent {
             client: caller.client.id.clone(),
             cert_sha256: caller.peer.cert_sha256.clone(),
-            peer: caller.peer.addr.to_string(),
+            peer: caller.peer.addr_text.clone(),
             method: call.method.name(),
             citizen_id: call.citizen_id.clone(),
             fields: call.fields.names(),
@@ -431,33 +434,25 @@ impl Gateway {
         };
         match self.audit.append(ev).await {
             Ok(seq) => {
-                self.count_metrics(call, outcome_name(outcome));
+                self.count_metrics(call, outcome);
                 Ok(seq)
             }
             Err(e) => {
                 // What the caller got: UNAVAILABLE, not the outcome it would have had.
-                self.count_metrics(call, "error");
+                self.count_metrics(call, Outcome::Error);
                 Err(audit_unavailable(e))
             }
         }
     }
 
-    fn count_metrics(&self, call: &Call<'_>, outcome: &str) {
-        let client = call.caller.client.id.as_str();
-        let method = call.method.name();
-        let m = &self.metrics;
-        m.requests
-            .with_label_values(&[client, method, outcome])
-            .inc();
-        m.latency
-            .with_label_values(&[method])
-            .observe(call.started.elapsed().as_secs_f64());
-        if call.reused {
-            m.reused.with_label_values(&[client]).inc();
-        }
-        if outcome == "rate_limited" {
-            m.rate_limited.with_label_values(&[client]).inc();
-        }
+    fn count_metrics(&self, call: &Call<'_>, outcome: Outcome) {
+        self.metrics.call_done(
+            &call.caller.metrics,
+            call.method,
+            outcome,
+            call.reused,
+            call.started.elapsed(),
+        );
     }
 
     /// The record for `id` from the reuse cache or the store: (record, reused).
@@ -684,7 +679,7 @@ impl Gateway {
     /// Writes one audit record per client and method for the calls refused for their rate
     /// since the last flush. Run about once a second.
     pub async fn flush_rate_limited(&self) -> Result<(), Error> {
-        let unknown = (UNKNOWN_CLIENT.to_owned(), self.limits.unknown());
+        let unknown = (Arc::from(UNKNOWN_CLIENT), self.limits.unknown());
         for (client, limit) in self.limits.all().into_iter().chain([unknown]) {
             for method in Method::ALL {
                 let (count, peer) = limit.take_refused(method);
@@ -692,8 +687,8 @@ impl Gateway {
                     continue;
                 }
                 let (cert_sha256, peer) = peer
-                    .map(|p| (p.cert_sha256.clone(), p.addr.to_string()))
-                    .unwrap_or_default();
+                    .map(|p| (p.cert_sha256.clone(), p.addr_text.clone()))
+                    .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
                 let ev = AuditEvent {
                     client: client.clone(),
                     cert_sha256,
@@ -738,18 +733,6 @@ fn audit_unavailable(e: crate::audit::AuditError) -> Error {
         "audit log unavailable: the gateway releases no data until it can record the access; retry later"
             .into(),
     )
-}
-
-/// The audit outcome's name in CONTRACT §4, also the metrics label.
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Denied => "denied",
-        Outcome::Invalid => "invalid",
-        Outcome::NotFound => "not_found",
-        Outcome::RateLimited => "rate_limited",
-        Outcome::Error => "error",
-    }
 }
 
 fn now_timestamp() -> prost_types::Timestamp {

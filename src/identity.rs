@@ -47,10 +47,13 @@ pub enum TlsError {
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
+    /// `addr` as the audit log writes it. Formatted once per connection and shared by the
+    /// records of all its calls, like `cert_sha256`.
+    pub addr_text: Arc<str>,
     /// The subject's Common Name; `None` when the certificate has none.
     pub common_name: Option<String>,
     /// Hex SHA-256 of the certificate's DER, for the audit log.
-    pub cert_sha256: String,
+    pub cert_sha256: Arc<str>,
     /// The certificate's serial number, big-endian bytes, to check against the CRL per call.
     pub serial: Vec<u8>,
 }
@@ -74,8 +77,9 @@ impl Peer {
         };
         Peer {
             addr,
+            addr_text: addr.to_string().into(),
             common_name,
-            cert_sha256: to_hex(fingerprint.as_ref()),
+            cert_sha256: to_hex(fingerprint.as_ref()).into(),
             serial,
         }
     }

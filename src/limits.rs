@@ -86,7 +86,7 @@ impl ClientLimit {
 const UNKNOWN_RATE: u32 = 100;
 
 pub struct Limits {
-    clients: ArcSwap<HashMap<String, Arc<ClientLimit>>>,
+    clients: ArcSwap<HashMap<Arc<str>, Arc<ClientLimit>>>,
     /// Shared by every certificate whose name is no configured client: their refusals are
     /// audited individually up to this rate, in aggregate past it.
     unknown: Arc<ClientLimit>,
@@ -114,7 +114,7 @@ impl Limits {
             .clients()
             .map(|c: &Arc<Client>| {
                 let kept = old
-                    .get(&c.id)
+                    .get(&*c.id)
                     .filter(|l| l.quota == (c.rate_per_sec, c.burst))
                     .cloned();
                 let limit =
@@ -136,7 +136,7 @@ impl Limits {
     }
 
     /// Every client's limiter, for flushing aggregated audit records.
-    pub fn all(&self) -> Vec<(String, Arc<ClientLimit>)> {
+    pub fn all(&self) -> Vec<(Arc<str>, Arc<ClientLimit>)> {
         self.clients
             .load()
             .iter()

@@ -4,17 +4,19 @@
 //! labels only take configured ids (anything else is `unknown`), so a caller cannot grow the
 //! number of series.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::gateway::Gateway;
+use crate::audit::Outcome;
+use crate::gateway::{Gateway, Method};
 
 /// The gateway's metrics. Cheap to update: a labelled counter is a hash lookup and an add.
 pub struct Metrics {
@@ -38,6 +40,34 @@ pub struct Metrics {
     cert_not_after: std::sync::Mutex<Vec<(&'static str, i64)>>,
     pub in_flight: IntGauge,
     build_info: IntGaugeVec,
+    /// `latency` by method, resolved on first use.
+    latency_of: [OnceLock<Histogram>; Method::ALL.len()],
+    /// Each configured client's series, resolved once (see [`ClientMetrics`]).
+    clients: RwLock<HashMap<Arc<str>, Arc<ClientMetrics>>>,
+}
+
+/// One client's labelled series, resolved on first use and then kept: counting a call is a
+/// few atomic adds instead of hashing label values and searching the vectors on every call.
+/// A series still appears in `/metrics` only once it has been counted.
+pub struct ClientMetrics {
+    client: Arc<str>,
+    requests_vec: IntCounterVec,
+    reused_vec: IntCounterVec,
+    rate_limited_vec: IntCounterVec,
+    requests: [[OnceLock<IntCounter>; Outcome::ALL.len()]; Method::ALL.len()],
+    reused: OnceLock<IntCounter>,
+    rate_limited: OnceLock<IntCounter>,
+}
+
+impl ClientMetrics {
+    fn counter<'a>(
+        &self,
+        slot: &'a OnceLock<IntCounter>,
+        vec: &IntCounterVec,
+        labels: &[&str],
+    ) -> &'a IntCounter {
+        slot.get_or_init(|| vec.with_label_values(labels))
+    }
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -145,6 +175,8 @@ impl Metrics {
                 &["version"],
             )
             .expect("static metric definition"),
+            latency_of: Default::default(),
+            clients: RwLock::default(),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -171,6 +203,69 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         m
+    }
+
+    /// The series of the configured client `id` (created on first use; only configured
+    /// clients get here, so callers cannot grow the map).
+    pub fn client(&self, id: &Arc<str>) -> Arc<ClientMetrics> {
+        if let Some(c) = self
+            .clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return c.clone();
+        }
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(ClientMetrics {
+                    client: id.clone(),
+                    requests_vec: self.requests.clone(),
+                    reused_vec: self.reused.clone(),
+                    rate_limited_vec: self.rate_limited.clone(),
+                    requests: Default::default(),
+                    reused: OnceLock::new(),
+                    rate_limited: OnceLock::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Counts one finished call of `client`: its outcome, its latency, whether it was reused
+    /// and whether it was refused for its rate.
+    pub fn call_done(
+        &self,
+        client: &ClientMetrics,
+        method: Method,
+        outcome: Outcome,
+        reused: bool,
+        elapsed: Duration,
+    ) {
+        let c = &*client.client;
+        let (m, o) = (method as usize, outcome as usize);
+        client
+            .counter(
+                &client.requests[m][o],
+                &client.requests_vec,
+                &[c, method.name(), outcome.as_str()],
+            )
+            .inc();
+        self.latency_of[m]
+            .get_or_init(|| self.latency.with_label_values(&[method.name()]))
+            .observe(elapsed.as_secs_f64());
+        if reused {
+            client
+                .counter(&client.reused, &client.reused_vec, &[c])
+                .inc();
+        }
+        if outcome == Outcome::RateLimited {
+            client
+                .counter(&client.rate_limited, &client.rate_limited_vec, &[c])
+                .inc();
+        }
     }
 
     /// The text exposition of every metric, with the gauges that are read on demand updated.
@@ -278,5 +373,76 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
             let _ = conn.write_all(resp.as_bytes()).await;
             let _ = conn.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-client handles are slots indexed by method and outcome: every combination
+    /// must land in its own series with the right labels, and series appear only once used.
+    #[test]
+    fn per_client_series_count_every_method_and_outcome_under_their_own_labels() {
+        let m = Metrics::new();
+        let a = m.client(&Arc::from("viettel"));
+        assert!(Arc::ptr_eq(&a, &m.client(&Arc::from("viettel"))));
+        let b = m.client(&Arc::from("evn"));
+        for (i, method) in Method::ALL.into_iter().enumerate() {
+            for (j, outcome) in Outcome::ALL.into_iter().enumerate() {
+                for _ in 0..(1 + i * Outcome::ALL.len() + j) {
+                    m.call_done(&a, method, outcome, j == 0, Duration::from_micros(300));
+                }
+            }
+        }
+        m.call_done(&b, Method::Verify, Outcome::Ok, false, Duration::ZERO);
+        let mut n = 0;
+        for (i, method) in Method::ALL.into_iter().enumerate() {
+            for (j, outcome) in Outcome::ALL.into_iter().enumerate() {
+                let c = m
+                    .requests
+                    .with_label_values(&["viettel", method.name(), outcome.as_str()]);
+                assert_eq!(c.get(), (1 + i * Outcome::ALL.len() + j) as u64);
+                n += c.get();
+            }
+        }
+        let reused: u64 = (0..Method::ALL.len())
+            .map(|i| (1 + i * Outcome::ALL.len()) as u64)
+            .sum();
+        assert_eq!(m.reused.with_label_values(&["viettel"]).get(), reused);
+        let rate_limited: u64 = (0..Method::ALL.len())
+            .map(|i| (1 + i * Outcome::ALL.len() + 4) as u64)
+            .sum();
+        assert_eq!(
+            m.rate_limited.with_label_values(&["viettel"]).get(),
+            rate_limited
+        );
+        let latency: u64 = Method::ALL
+            .into_iter()
+            .map(|method| {
+                m.latency
+                    .with_label_values(&[method.name()])
+                    .get_sample_count()
+            })
+            .sum();
+        assert_eq!(latency, n + 1);
+        assert_eq!(
+            m.requests.with_label_values(&["evn", "Verify", "ok"]).get(),
+            1
+        );
+        // evn was never reused nor rate limited: no such series exist.
+        let text = String::from_utf8({
+            let mut out = Vec::new();
+            TextEncoder::new()
+                .encode(&m.registry.gather(), &mut out)
+                .unwrap();
+            out
+        })
+        .unwrap();
+        assert!(
+            !text.contains("popgate_reused_total{client=\"evn\"}"),
+            "{text}"
+        );
+        assert!(text.contains("popgate_reused_total{client=\"viettel\"}"));
     }
 }

@@ -15,7 +15,8 @@ use crate::identity::Peer;
 /// One configured client.
 #[derive(Debug)]
 pub struct Client {
-    pub id: String,
+    /// Shared with every audit record of the client's calls.
+    pub id: Arc<str>,
     pub kind: ClientKind,
     pub role: Role,
     /// Fields Lookup may release.
@@ -31,7 +32,7 @@ impl Client {
     fn from_config(c: &ClientConfig) -> Client {
         let rate = c.rate_per_sec.unwrap_or(1).max(1);
         Client {
-            id: c.id.clone(),
+            id: c.id.as_str().into(),
             kind: c.kind,
             role: c.role,
             read: c.read_set(),

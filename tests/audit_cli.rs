@@ -21,8 +21,8 @@ fn event(i: u64) -> AuditEvent {
     };
     AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
-        cert_sha256: "cd".repeat(32),
-        peer: format!("10.0.0.{}:5000", i % 3),
+        cert_sha256: "cd".repeat(32).into(),
+        peer: format!("10.0.0.{}:5000", i % 3).into(),
         method: if i % 2 == 0 { "Lookup" } else { "Verify" },
         citizen_id: Some(if i % 5 == 0 {
             "001203004567".to_string()

@@ -13,7 +13,7 @@ use popgate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions, Durability,
 fn event(i: u64) -> AuditEvent {
     AuditEvent {
         client: "viettel".into(),
-        cert_sha256: "ab".repeat(32),
+        cert_sha256: "ab".repeat(32).into(),
         peer: "127.0.0.1:40000".into(),
         method: if i % 2 == 0 { "Lookup" } else { "Verify" },
         citizen_id: Some(format!("001203{i:06}")),
@@ -351,7 +351,7 @@ async fn caller_text_cannot_break_the_one_line_rule() {
     assert_eq!(lines.len(), 2);
     let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(v["request_id"], ev.request_id);
-    assert_eq!(v["client"], ev.client);
+    assert_eq!(v["client"], *ev.client);
     assert!(v.get("citizen_id").is_none());
     assert!(lines[0].bytes().all(|b| b >= 0x20));
     assert_eq!(check_intact(dir.path()), 2);

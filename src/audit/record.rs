@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
@@ -68,14 +69,16 @@ impl FromStr for Outcome {
 
 /// What the gateway knows about one call. Its shape is the privacy rule: there is a slot for
 /// the citizen id and none for any other personal data (field *names* only, never values).
+/// The caller's identity strings are shared (`Arc<str>`): they are the same for every call
+/// on a connection, so a record costs no copies of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     /// The client id (certificate CN).
-    pub client: String,
+    pub client: Arc<str>,
     /// Hex SHA-256 of the client's certificate (DER).
-    pub cert_sha256: String,
+    pub cert_sha256: Arc<str>,
     /// The peer's socket address.
-    pub peer: String,
+    pub peer: Arc<str>,
     /// `Lookup`, `Verify`, `PutCitizen`, `GetStats`, … (a stream item as its item method).
     pub method: &'static str,
     /// Whose data; `None` for calls about no citizen (the key is then absent).
@@ -524,7 +527,7 @@ mod tests {
     pub(crate) fn event() -> AuditEvent {
         AuditEvent {
             client: "viettel".into(),
-            cert_sha256: "ab".repeat(32),
+            cert_sha256: "ab".repeat(32).into(),
             peer: "127.0.0.1:5555".into(),
             method: "Lookup",
             citizen_id: Some("001203004567".into()),
