@@ -87,13 +87,14 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// sled's page cache, in MiB of on-disk bytes. Records outside it are read back from the
     /// files (the OS page cache) and decoded again on every read; a store that fits (about
-    /// 600 MiB per million citizens) reads at in-memory speed.
+    /// 600 MiB per million citizens) reads at in-memory speed. Default: a quarter of the
+    /// memory the process may use, at least 256 ([`crate::store::default_cache_mib`]).
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
 }
 
 fn default_store_cache_mib() -> u64 {
-    crate::store::DEFAULT_CACHE_MIB
+    crate::store::default_cache_mib()
 }
 
 /// When a record counts as written.
@@ -374,7 +375,7 @@ impl Config {
                 "checkpoint_every and checkpoint_secs must be at least 1",
             ));
         }
-        if !(16..=1024 * 1024).contains(&self.store.cache_mib) {
+        if !(16..=crate::store::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
             return Err(invalid(
                 "store.cache_mib",
                 "must be between 16 and 1048576 (MiB of sled's page cache)",

@@ -100,6 +100,11 @@ impl Server {
             &config.store.path,
             config.store.cache_mib,
         )?);
+        tracing::info!(
+            records = store.len(),
+            cache_mib = config.store.cache_mib,
+            "population store opened"
+        );
         let mut audit_options = AuditOptions::new(config.audit.dir.clone());
         audit_options.durability = match config.audit.durability {
             Durability::Sync => crate::audit::Durability::Sync,

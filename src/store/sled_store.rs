@@ -25,9 +25,9 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens with the default page cache ([`super::DEFAULT_CACHE_MIB`]).
+    /// Opens with the default page cache ([`super::default_cache_mib`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, super::DEFAULT_CACHE_MIB)
+        Self::open_with_cache(path, super::default_cache_mib())
     }
 
     /// Opens with a page cache of `cache_mib` MiB of on-disk bytes (`[store] cache_mib`).
