@@ -8,6 +8,7 @@ use std::time::Duration;
 use popgate::audit::checkpoint::{self, CHECKPOINT_FILE, PublicKey};
 use popgate::audit::scan;
 use popgate::audit::verify::{VerifyOptions, verify};
+use popgate::audit::writer::SyncObserver;
 use popgate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions, Durability, Outcome};
 
 fn event(i: u64) -> AuditEvent {
@@ -330,6 +331,56 @@ async fn batch_mode_acknowledges_after_write_and_syncs_later() {
     assert!(log.stats().syncs >= 1, "{:?}", log.stats());
     assert!(log.stats().syncs < 50);
     log.shutdown().await.unwrap();
+    assert_eq!(check_intact(dir.path()), 50);
+}
+
+/// In `batch` mode a slow `fdatasync` (one queued behind other writeback can take hundreds of
+/// ms) must not hold up appends: callers are promised an answer once their record is
+/// written. The observer of syncs runs right after each sync on the thread that made it; here
+/// it holds that thread until the test lets go, as a stalled sync would. Appends made
+/// meanwhile must all be acknowledged and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_mode_appends_go_on_while_a_sync_is_stalled() {
+    use std::sync::{Arc, Condvar, Mutex, mpsc};
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.durability = Durability::Batch;
+    o.flush_ms = 1;
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let entered_tx = Mutex::new(Some(entered_tx));
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let g = gate.clone();
+    o.on_sync = Some(SyncObserver(Arc::new(move |_| {
+        // Only the first sync stalls.
+        if let Some(tx) = entered_tx.lock().unwrap().take() {
+            tx.send(()).unwrap();
+            let (open, cv) = &*g;
+            let _open = cv.wait_while(open.lock().unwrap(), |o| !*o).unwrap();
+        }
+    })));
+    let log = AuditLog::open(o).unwrap();
+    assert_eq!(log.append(event(1)).await.unwrap(), 1);
+    tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the first record's sync ran");
+    // The sync is stalled now. Appends still go through.
+    let appended = tokio::time::timeout(Duration::from_secs(10), async {
+        for i in 2..=50 {
+            assert_eq!(log.append(event(i)).await.unwrap(), i);
+        }
+    })
+    .await;
+    let lines = all_lines(dir.path()).len();
+    {
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    assert!(appended.is_ok(), "appends waited for the stalled sync");
+    assert_eq!(lines, 50);
+    log.shutdown().await.unwrap();
+    assert!(log.stats().syncs >= 1);
     assert_eq!(check_intact(dir.path()), 50);
 }
 

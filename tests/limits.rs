@@ -117,10 +117,11 @@ async fn a_flooding_client_is_granted_burst_plus_rate_times_time() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let gw = start(clients(300, 100, 1000, 1000)).await;
     // Each granted call waits for its audit record; a refused one does not. When the disk
-    // stalls (an fdatasync behind the writeback of a fresh build took 300 ms and more here),
-    // every worker holding a granted call waits, and tokens that come due while none is left
-    // to ask are lost if the window ends first: 16 workers lost 8% of the grants once. 64
-    // keep asking through a stall of ~200 ms at 300 grants/s.
+    // stalls, every worker holding a granted call waits, and tokens that come due while none
+    // is left to ask are lost if the window ends first: 16 workers lost 8% of the grants once,
+    // when `batch` mode still ran its fdatasync on the writer's thread (one behind the
+    // writeback of a fresh build took 300 ms and more). Syncs now run beside the writer, but
+    // a write can stall too; 64 workers keep asking through ~200 ms at 300 grants/s.
     let (ok, limited, other, window) = flood(&gw, "a", 2, 64, Duration::from_secs(3), None).await;
     let secs = window.as_secs_f64();
     let expected = 100.0 + 300.0 * secs;

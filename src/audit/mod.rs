@@ -7,7 +7,8 @@
 //! slot for any.
 //!
 //! Modules: [`record`] (the event and its one-line encoding), [`chain`] (hashes and hex),
-//! [`writer`] (the appender: group commit, rolling, failing closed), [`recovery`] (cutting a
+//! [`writer`] (the appender: group commit, rolling, failing closed), `syncer` (`batch` mode's
+//! syncs, off the writer's thread), [`recovery`] (cutting a
 //! torn tail at open), [`checkpoint`] (signed chain heads), [`verify`] (checking a whole log),
 //! [`scan`] (file names and fast line reading).
 //!
@@ -75,6 +76,7 @@ pub mod checkpoint;
 pub mod record;
 pub mod recovery;
 pub mod scan;
+mod syncer;
 pub mod verify;
 pub mod writer;
 

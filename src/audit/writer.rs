@@ -6,6 +6,9 @@
 //! `fdatasync`. Under load the batch grows with the number of waiting callers, so the number of
 //! syncs per second stays near 1 / (sync latency) however many records there are.
 //!
+//! In `batch` mode the `fdatasync` runs on a thread of its own (`super::syncer`), so a slow
+//! one holds up no append.
+//!
 //! Failure is closed: a record is acknowledged only once its bytes (and in `sync` mode its
 //! `fdatasync`) succeeded. A failed write is cut back off the file, its seqs are reused, the
 //! health signal goes false, and the writer reopens the files on the next batch and probes the
@@ -27,6 +30,7 @@ use super::checkpoint::{CHECKPOINT_FILE, Checkpoint, Signer};
 use super::record::{self, AuditEvent};
 use super::recovery;
 use super::scan;
+use super::syncer::Syncer;
 
 /// When a record counts as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -236,6 +240,12 @@ impl AuditLog {
             dir: w.dir.display().to_string(),
             reason: e,
         })?;
+        if w.durability == Durability::Batch {
+            w.start_syncer().map_err(|e| AuditError::Open {
+                dir: String::new(),
+                reason: format!("cannot start the sync thread: {e}"),
+            })?;
+        }
         let sh = shared.clone();
         std::thread::Builder::new()
             .name("popgate-audit".into())
@@ -348,8 +358,13 @@ struct Writer {
     file: Option<File>,
     /// Bytes of `path` that hold acknowledged records: a failed write is cut back to this.
     file_len: u64,
-    /// Batch mode: when the oldest unsynced write happened.
-    unsynced_since: Option<Instant>,
+    /// Batch mode: written to since the writer's own last sync. The syncer syncs meanwhile,
+    /// but a checkpoint or a roll must know for itself that everything before it is durable.
+    unsynced: bool,
+    /// Batch mode: the thread that syncs the log `flush_ms` after a write.
+    syncer: Option<Syncer>,
+    /// The syncer's handle to `file` (a duplicate of it), made on first need.
+    sync_file: Option<Arc<File>>,
 
     checkpoint_file: Option<File>,
     checkpoint_len: u64,
@@ -413,7 +428,9 @@ impl Writer {
             path,
             file: None,
             file_len,
-            unsynced_since: None,
+            unsynced: false,
+            syncer: None,
+            sync_file: None,
             checkpoint_file: None,
             checkpoint_len: rec.checkpoint_len,
             last_checkpoint_seq: rec.last_checkpoint.map(|c| c.seq).unwrap_or(0),
@@ -445,6 +462,39 @@ impl Writer {
         Ok(())
     }
 
+    /// Starts batch mode's sync thread. Its syncs count like the writer's own, and a failed
+    /// one wakes the writer, which fails closed (see [`Writer::take_sync_failure`]).
+    fn start_syncer(&mut self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let observer = self.on_sync.clone();
+        let on_sync = Box::new(move |took: Duration| {
+            let c = &shared.counters;
+            c.syncs.fetch_add(1, Ordering::Relaxed);
+            c.sync_us
+                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            if let Some(o) = &observer {
+                (o.0)(took);
+            }
+        });
+        let shared = self.shared.clone();
+        let on_failure = Box::new(move || {
+            // Under the queue's lock, so the writer cannot miss it between checking for
+            // work and going to sleep.
+            let _q = shared.lock();
+            shared.wake.notify_one();
+        });
+        self.syncer = Some(Syncer::start(self.flush, on_sync, on_failure)?);
+        Ok(())
+    }
+
+    /// A failed batch-mode sync means acknowledged records may not be durable: fail closed as
+    /// for a failed write (the files are reopened and the disk probed).
+    fn take_sync_failure(&mut self) {
+        if let Some(e) = self.syncer.as_ref().and_then(Syncer::take_failure) {
+            self.fail(e);
+        }
+    }
+
     fn set_health(&self, ok: bool) {
         self.shared.health.send_if_modified(|h| {
             let changed = *h != ok;
@@ -457,6 +507,10 @@ impl Writer {
     /// reopen repeats it), drops the handles so the next attempt reopens them, and turns health
     /// off. Returns the reason for the callers.
     fn fail(&mut self, reason: String) -> String {
+        if let Some(s) = &self.syncer {
+            s.forget();
+        }
+        self.sync_file = None;
         if let Some(f) = self.file.take() {
             let _ = f.set_len(self.file_len);
         }
@@ -527,6 +581,7 @@ impl Writer {
     /// Writes the batch; returns how many records (from the front) are acknowledged, and why
     /// the rest failed.
     fn write_batch(&mut self, batch: &[Pending]) -> (usize, Option<String>) {
+        self.take_sync_failure();
         if self.broken.is_some()
             && let Err(e) = self.open_files()
         {
@@ -612,14 +667,34 @@ impl Writer {
                 self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             Durability::Batch => {
-                self.unsynced_since.get_or_insert_with(Instant::now);
+                self.unsynced = true;
+                if let Some(s) = &self.syncer {
+                    let file = match &self.sync_file {
+                        Some(d) => d.clone(),
+                        None => {
+                            let d =
+                                Arc::new(f.try_clone().map_err(|e| {
+                                    msg("cannot duplicate the handle of", path, &e)
+                                })?);
+                            self.sync_file = Some(d.clone());
+                            d
+                        }
+                    };
+                    s.mark_dirty(&file, path);
+                }
             }
         }
         Ok(())
     }
 
+    /// Makes everything written so far durable, on this thread: before a checkpoint names
+    /// it, before the file is left for the next one, at shutdown.
     fn sync_log(&mut self) -> Result<(), String> {
-        if self.unsynced_since.is_some() {
+        if let Some(s) = &self.syncer {
+            // This sync covers what the syncer was waiting to sync.
+            s.forget();
+        }
+        if self.unsynced {
             if let (Some(f), Some(path)) = (&self.file, &self.path) {
                 let t = Instant::now();
                 f.sync_data().map_err(|e| msg("cannot sync", path, &e))?;
@@ -632,7 +707,7 @@ impl Writer {
                 c.sync_us
                     .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
             }
-            self.unsynced_since = None;
+            self.unsynced = false;
         }
         Ok(())
     }
@@ -642,6 +717,7 @@ impl Writer {
         self.sync_log()?;
         let path = self.dir.join(scan::file_name(first_seq));
         self.file = None;
+        self.sync_file = None;
         self.file_len = 0;
         self.path = Some(path.clone());
         self.file = Some(open_append(&path, &mut self.file_len, &self.dir)?);
@@ -703,22 +779,21 @@ impl Writer {
         Ok(())
     }
 
-    /// The next moment something is due without new records: a batch-mode sync, a timed
-    /// checkpoint, or a probe while broken.
+    /// The next moment something is due without new records: handling a failed batch-mode
+    /// sync, a timed checkpoint, or a probe while broken.
     fn next_deadline(&self) -> Option<Instant> {
+        if self.syncer.as_ref().is_some_and(Syncer::has_failure) {
+            return Some(Instant::now());
+        }
         if self.broken.is_some() {
             return Some(self.last_probe + PROBE_EVERY);
         }
-        let sync = self.unsynced_since.map(|t| t + self.flush);
-        let cp = (self.head.seq > self.last_checkpoint_seq)
-            .then(|| self.last_checkpoint_at + self.checkpoint_every_time);
-        match (sync, cp) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        (self.head.seq > self.last_checkpoint_seq)
+            .then(|| self.last_checkpoint_at + self.checkpoint_every_time)
     }
 
     fn on_tick(&mut self, now: Instant) {
+        self.take_sync_failure();
         if self.broken.is_some() {
             if now >= self.last_probe + PROBE_EVERY {
                 match self.probe() {
@@ -728,12 +803,6 @@ impl Writer {
                     }
                 }
             }
-            return;
-        }
-        if self.unsynced_since.is_some_and(|t| now >= t + self.flush)
-            && let Err(e) = self.sync_log()
-        {
-            self.fail(e);
             return;
         }
         if self.head.seq > self.last_checkpoint_seq
