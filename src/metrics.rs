@@ -51,23 +51,19 @@ pub struct Metrics {
 /// A series still appears in `/metrics` only once it has been counted.
 pub struct ClientMetrics {
     client: Arc<str>,
-    requests_vec: IntCounterVec,
-    reused_vec: IntCounterVec,
-    rate_limited_vec: IntCounterVec,
+    /// `requests` by method and outcome (indexed by their discriminants).
     requests: [[OnceLock<IntCounter>; Outcome::ALL.len()]; Method::ALL.len()],
     reused: OnceLock<IntCounter>,
     rate_limited: OnceLock<IntCounter>,
 }
 
-impl ClientMetrics {
-    fn counter<'a>(
-        &self,
-        slot: &'a OnceLock<IntCounter>,
-        vec: &IntCounterVec,
-        labels: &[&str],
-    ) -> &'a IntCounter {
-        slot.get_or_init(|| vec.with_label_values(labels))
-    }
+/// The series of `vec` with `labels`, looked up on first use only.
+fn resolved<'a>(
+    slot: &'a OnceLock<IntCounter>,
+    vec: &IntCounterVec,
+    labels: &[&str],
+) -> &'a IntCounter {
+    slot.get_or_init(|| vec.with_label_values(labels))
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -223,9 +219,6 @@ impl Metrics {
             .or_insert_with(|| {
                 Arc::new(ClientMetrics {
                     client: id.clone(),
-                    requests_vec: self.requests.clone(),
-                    reused_vec: self.reused.clone(),
-                    rate_limited_vec: self.rate_limited.clone(),
                     requests: Default::default(),
                     reused: OnceLock::new(),
                     rate_limited: OnceLock::new(),
@@ -246,25 +239,20 @@ impl Metrics {
     ) {
         let c = &*client.client;
         let (m, o) = (method as usize, outcome as usize);
-        client
-            .counter(
-                &client.requests[m][o],
-                &client.requests_vec,
-                &[c, method.name(), outcome.as_str()],
-            )
-            .inc();
+        resolved(
+            &client.requests[m][o],
+            &self.requests,
+            &[c, method.name(), outcome.as_str()],
+        )
+        .inc();
         self.latency_of[m]
             .get_or_init(|| self.latency.with_label_values(&[method.name()]))
             .observe(elapsed.as_secs_f64());
         if reused {
-            client
-                .counter(&client.reused, &client.reused_vec, &[c])
-                .inc();
+            resolved(&client.reused, &self.reused, &[c]).inc();
         }
         if outcome == Outcome::RateLimited {
-            client
-                .counter(&client.rate_limited, &client.rate_limited_vec, &[c])
-                .inc();
+            resolved(&client.rate_limited, &self.rate_limited, &[c]).inc();
         }
     }
 
