@@ -101,7 +101,6 @@ impl Server {
             config.store.cache_mib,
         )?);
         tracing::info!(
-            records = store.len(),
             cache_mib = config.store.cache_mib,
             "population store opened"
         );
