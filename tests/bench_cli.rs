@@ -152,3 +152,66 @@ fn a_served_baseline_is_loaded_by_the_command_it_prints() {
     let status = server.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// `--rounds` alternates the sides and judges the median round: every round's phases and
+/// comparison are in the report, and the summary is one of them, with the spread.
+#[test]
+fn rounds_alternate_the_sides_and_judge_the_median_round() {
+    let report = bench(&[
+        "--baseline",
+        "--rounds",
+        "3",
+        "--connections",
+        "2",
+        "--concurrency",
+        "8",
+    ]);
+    let phases = report["phases"].as_array().expect("phases");
+    let order: Vec<(String, u64)> = phases
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["round"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = (1..=3)
+        .flat_map(|r| [("baseline".to_owned(), r), ("gateway".to_owned(), r)])
+        .collect();
+    assert_eq!(order, expected);
+    phases.iter().for_each(assert_sane);
+
+    let comparisons = report["comparisons"].as_array().expect("comparisons");
+    assert_eq!(comparisons.len(), 4, "{report}");
+    let rounds: Vec<&Value> = comparisons[..3].iter().collect();
+    for (i, c) in rounds.iter().enumerate() {
+        assert_eq!(c["round"], i as u64 + 1, "{c}");
+    }
+    let summary = &comparisons[3];
+    assert!(summary.get("round").is_none(), "{summary}");
+    let spread = &summary["rounds"];
+    assert_eq!(spread["count"], 3, "{summary}");
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .map(|c| c["throughput_ratio"].as_f64().unwrap())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    assert_eq!(summary["throughput_ratio"].as_f64().unwrap(), ratios[1]);
+    assert_eq!(spread["throughput_ratio_min"].as_f64().unwrap(), ratios[0]);
+    assert_eq!(spread["throughput_ratio_max"].as_f64().unwrap(), ratios[2]);
+    let median = spread["median_round"].as_u64().unwrap() as usize;
+    assert_eq!(
+        rounds[median - 1]["throughput_ratio"],
+        summary["throughput_ratio"]
+    );
+    assert_eq!(rounds[median - 1]["met"], summary["met"]);
+
+    let text = Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args(["bench", "--dev", "--citizens", "2000", "--rounds", "2"])
+        .output()
+        .expect("run popgate");
+    assert!(!text.status.success());
+    let err = String::from_utf8_lossy(&text.stderr);
+    assert!(err.contains("--rounds alternates the two sides"), "{err}");
+}

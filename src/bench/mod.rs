@@ -111,6 +111,9 @@ pub struct Options {
     pub duration: Duration,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// How many times the scenario's sides run, alternating (A B A B …); the comparison
+    /// reported is that of the median round. 1: each side once.
+    pub rounds: usize,
 }
 
 /// A generous rate for bench clients outside the isolation scenario: limits are checked on
@@ -191,6 +194,14 @@ impl Options {
         if self.duration.is_zero() {
             return Err(BenchError::Usage("--duration must be above 0".into()));
         }
+        if self.rounds == 0 {
+            return Err(BenchError::Usage("--rounds must be at least 1".into()));
+        }
+        if self.rounds > 1 && self.scenario == Scenario::Single {
+            return Err(BenchError::Usage(
+                "--rounds alternates the two sides of a comparison: use it with --baseline, --compare-* or --isolation".into(),
+            ));
+        }
         if self.workload.citizens == 0 {
             return Err(BenchError::Usage("--citizens must be at least 1".into()));
         }
@@ -269,6 +280,7 @@ fn run_remote(
         scenario: "single".into(),
         load: opts.load_words(),
         cores,
+        rounds: 1,
         phases: vec![phase],
         comparisons: Vec::new(),
         cache_footprint: None,
@@ -519,50 +531,38 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         }
     }
 
+    // Rounds alternate the sides (A B A B …): a machine that slows down for a while then
+    // slows both sides of some round alike, and the median round's ratio ignores the rest.
     let mut phases = Vec::new();
-    for stage in stages {
-        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-        let config = dir.stage_config(&stores[&g.citizens], g)?;
-        let mut tls = std::collections::HashMap::new();
-        for step in &stage.steps {
-            for load in &step.loads {
-                for id in &load.clients {
-                    if !tls.contains_key(id) {
-                        tls.insert(id.clone(), dir.client_tls(id)?);
-                    }
-                }
+    let mut per_round = Vec::new();
+    for round in 1..=opts.rounds {
+        let mut round_phases = Vec::new();
+        for stage in &stages {
+            round_phases.extend(run_dev_stage(
+                stage,
+                &mut dir,
+                &stores,
+                dev,
+                seed,
+                opts.progress,
+            )?);
+        }
+        for p in &mut round_phases {
+            p.round = round;
+        }
+        let mut cs = compare(&opts.scenario, &round_phases);
+        if opts.rounds > 1 {
+            for c in &mut cs {
+                c.round = Some(round);
             }
         }
-        // Fresh runtimes per stage: dropping them ends every task of the stage's server.
-        let server_rt = runtime(dev.server_threads, "bench-server")?;
-        let client_rt = match dev.client_threads {
-            Some(n) => Some(runtime(Some(n), "bench-client")?),
-            None => None,
-        };
-        let client = client_rt.as_ref().unwrap_or(&server_rt);
-        let (running, target_name) = match &stage.server {
-            StageServer::Gateway(_) => (
-                target::start_gateway(config, server_rt.handle())?,
-                "gateway",
-            ),
-            StageServer::Baseline(_) => (
-                target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
-                "baseline",
-            ),
-        };
-        let result = client.block_on(run_stage(
-            &stage,
-            &running,
-            &tls,
-            target_name,
-            opts.progress,
-        ));
-        client.block_on(running.stop());
-        drop(client_rt);
-        server_rt.shutdown_timeout(Duration::from_secs(5));
-        phases.extend(result?);
+        per_round.push(cs);
+        phases.extend(round_phases);
     }
-    let comparisons = compare(&opts.scenario, &phases);
+    let mut comparisons = report::median_rounds(&per_round);
+    if opts.rounds > 1 {
+        comparisons.splice(0..0, per_round.concat());
+    }
     Ok(Report {
         scenario: scenario_name(&opts.scenario),
         load: match opts.scenario {
@@ -582,10 +582,56 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             _ => opts.load_words(),
         },
         cores,
+        rounds: opts.rounds,
         phases,
         comparisons,
         cache_footprint: footprint,
     })
+}
+
+/// Runs one stage: its server on fresh runtimes, its steps' loads, then the server stopped.
+fn run_dev_stage(
+    stage: &Stage,
+    dir: &mut BenchDir,
+    stores: &std::collections::HashMap<u64, PathBuf>,
+    dev: &DevOptions,
+    seed: u64,
+    progress: bool,
+) -> Result<Vec<PhaseReport>, BenchError> {
+    let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+    let config = dir.stage_config(&stores[&g.citizens], g)?;
+    let mut tls = std::collections::HashMap::new();
+    for step in &stage.steps {
+        for load in &step.loads {
+            for id in &load.clients {
+                if !tls.contains_key(id) {
+                    tls.insert(id.clone(), dir.client_tls(id)?);
+                }
+            }
+        }
+    }
+    // Fresh runtimes per stage: dropping them ends every task of the stage's server.
+    let server_rt = runtime(dev.server_threads, "bench-server")?;
+    let client_rt = match dev.client_threads {
+        Some(n) => Some(runtime(Some(n), "bench-client")?),
+        None => None,
+    };
+    let client = client_rt.as_ref().unwrap_or(&server_rt);
+    let (running, target_name) = match &stage.server {
+        StageServer::Gateway(_) => (
+            target::start_gateway(config, server_rt.handle())?,
+            "gateway",
+        ),
+        StageServer::Baseline(_) => (
+            target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
+            "baseline",
+        ),
+    };
+    let result = client.block_on(run_stage(stage, &running, &tls, target_name, progress));
+    client.block_on(running.stop());
+    drop(client_rt);
+    server_rt.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 /// Which server `serve` runs.

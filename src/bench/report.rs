@@ -25,6 +25,8 @@ pub struct Latency {
 pub struct PhaseReport {
     /// What this load is within the scenario, e.g. "gateway", "baseline", "b-with-flood".
     pub name: String,
+    /// The round it ran in, from 1 (`--rounds`).
+    pub round: usize,
     /// "gateway", "baseline" or the remote address.
     pub target: String,
     /// The settings that differ between phases, in words (audit, cache, store size, client).
@@ -125,6 +127,7 @@ impl PhaseReport {
         };
         PhaseReport {
             name: name.to_owned(),
+            round: 1,
             target: target.to_owned(),
             settings,
             duration_secs: secs,
@@ -170,6 +173,51 @@ pub struct Comparison {
     /// The target in words, and whether this run met it.
     pub target: String,
     pub met: bool,
+    /// With several rounds: the round this comparison is of; absent on the summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<usize>,
+    /// With several rounds, on the summary: the spread over all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Spread>,
+}
+
+/// The summary of a comparison made in several rounds: its figures and verdict are those of
+/// the median round, the one whose throughput ratio is in the middle (the lower middle one
+/// for an even count, so that the verdict never rests on the better half).
+#[derive(Debug, Clone, Serialize)]
+pub struct Spread {
+    pub count: usize,
+    pub median_round: usize,
+    pub throughput_ratio_min: f64,
+    pub throughput_ratio_max: f64,
+}
+
+/// The comparisons of a run: each round's own when there is one round; otherwise, for each
+/// comparison, that of its median round with the spread over all rounds.
+pub fn median_rounds(per_round: &[Vec<Comparison>]) -> Vec<Comparison> {
+    let [first, rest @ ..] = per_round else {
+        return Vec::new();
+    };
+    if rest.is_empty() {
+        return first.clone();
+    }
+    (0..first.len())
+        .filter_map(|i| {
+            let mut all: Vec<&Comparison> = per_round.iter().filter_map(|r| r.get(i)).collect();
+            all.sort_by(|a, b| a.throughput_ratio.total_cmp(&b.throughput_ratio));
+            let median = all[(all.len() - 1) / 2];
+            Some(Comparison {
+                round: None,
+                rounds: Some(Spread {
+                    count: all.len(),
+                    median_round: median.round?,
+                    throughput_ratio_min: all[0].throughput_ratio,
+                    throughput_ratio_max: all[all.len() - 1].throughput_ratio,
+                }),
+                ..median.clone()
+            })
+        })
+        .collect()
 }
 
 impl Comparison {
@@ -184,6 +232,8 @@ impl Comparison {
             p50_ratio: ratio(of.latency_us.p50 as f64, against.latency_us.p50 as f64),
             target: String::new(),
             met: false,
+            round: None,
+            rounds: None,
         }
     }
 
@@ -213,6 +263,8 @@ pub struct Report {
     pub load: String,
     /// Cores this process could use; the load generator shares them with the server.
     pub cores: usize,
+    /// How many times each side ran, alternating (`--rounds`).
+    pub rounds: usize,
     pub phases: Vec<PhaseReport>,
     pub comparisons: Vec<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,6 +287,10 @@ impl Report {
         );
         let ms = |us: u64| us as f64 / 1000.0;
         for p in &self.phases {
+            let name = match self.rounds {
+                1 => p.name.clone(),
+                _ => format!("{} #{}", p.name, p.round),
+            };
             let errors = if p.errors.is_empty() {
                 "none".to_owned()
             } else {
@@ -247,7 +303,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{:<16} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>6.1}%  {}",
-                p.name,
+                name,
                 p.requests,
                 p.requests_per_sec,
                 ms(p.latency_us.p50),
@@ -285,18 +341,38 @@ impl Report {
             }
         }
         for c in &self.comparisons {
-            let _ = writeln!(
-                s,
-                "\n{}: {} / {}: throughput {:.1}%, p50 {:.2}x, p99 {:.2}x  (target: {}) {}",
-                c.what,
+            let ratios = format!(
+                "{} / {}: throughput {:.1}%, p50 {:.2}x, p99 {:.2}x",
                 c.of,
                 c.against,
                 c.throughput_ratio * 100.0,
                 c.p50_ratio,
                 c.p99_ratio,
+            );
+            let verdict = format!(
+                "(target: {}) {}",
                 c.target,
                 if c.met { "MET" } else { "MISSED" }
             );
+            match (c.round, &c.rounds) {
+                (Some(r), _) => {
+                    let _ = write!(s, "\nround {r}: {}: {ratios}", c.what);
+                }
+                (None, Some(sp)) => {
+                    let _ = writeln!(
+                        s,
+                        "\n\n{} over {} rounds: median round {}: {ratios}; throughput {:.1}-{:.1}% over the rounds  {verdict}",
+                        c.what,
+                        sp.count,
+                        sp.median_round,
+                        sp.throughput_ratio_min * 100.0,
+                        sp.throughput_ratio_max * 100.0,
+                    );
+                }
+                (None, None) => {
+                    let _ = writeln!(s, "\n{}: {ratios}  {verdict}", c.what);
+                }
+            }
         }
         if let Some(f) = &self.cache_footprint {
             let _ = writeln!(

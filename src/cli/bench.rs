@@ -139,6 +139,12 @@ pub struct BenchArgs {
     #[arg(long, requires = "serve", default_value = "127.0.0.1:7450")]
     listen: std::net::SocketAddr,
 
+    /// --dev comparisons: run the two sides N times, alternating (A B A B …), and judge the
+    /// median round; steadier than one round on a shared machine. Each round takes the
+    /// warm-up and the duration for each side.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+
     /// Print the report as JSON (no progress bars).
     #[arg(long)]
     json: bool,
@@ -266,6 +272,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         duration: args.duration,
         progress: !args.json && std::io::stderr().is_terminal(),
+        rounds: args.rounds,
     };
     if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
         let served = match what {
