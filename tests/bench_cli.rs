@@ -215,3 +215,61 @@ fn rounds_alternate_the_sides_and_judge_the_median_round() {
     let err = String::from_utf8_lossy(&text.stderr);
     assert!(err.contains("--rounds alternates the two sides"), "{err}");
 }
+
+/// `--interleave` keeps both servers up and alternates the load in slices: one phase per
+/// side over the whole duration, figures over the measured slices only.
+#[test]
+fn interleave_alternates_slices_between_two_running_servers() {
+    let report = bench(&[
+        "--baseline",
+        "--interleave",
+        "250ms",
+        "--connections",
+        "2",
+        "--concurrency",
+        "8",
+    ]);
+    assert_eq!(report["interleave_secs"], 0.25, "{report}");
+    let base = phase(&report, "baseline");
+    let gw = phase(&report, "gateway");
+    assert_sane(base);
+    assert_sane(gw);
+    assert_eq!(report["phases"].as_array().unwrap().len(), 2, "{report}");
+    for p in [base, gw] {
+        assert_eq!(p["duration_secs"], 1.0, "{p}");
+        assert_eq!(p["cpu"]["window"], "measured slices only", "{p}");
+    }
+    // The gateway's audit counted its own slices' records only: none of the baseline's.
+    let audit = &gw["audit"];
+    let records = audit["records_per_sec"].as_f64().unwrap();
+    let rate = gw["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        records > 0.5 * rate && records < 1.5 * rate,
+        "{records} records/s for {rate} calls/s: {audit}"
+    );
+    assert!(
+        base.get("audit").is_none() || base["audit"].is_null(),
+        "{base}"
+    );
+    let c = &report["comparisons"][0];
+    assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
+
+    for (extra, says) in [
+        (&["--compare-cache"][..], "share one store"),
+        (&["--baseline", "--bulk"][..], "for unary loads"),
+        (
+            &["--baseline", "--client-threads", "0"][..],
+            "its own runtime",
+        ),
+    ] {
+        let mut args = vec!["bench", "--dev", "--citizens", "2000", "--interleave", "1s"];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
+            .args(&args)
+            .output()
+            .expect("run popgate");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

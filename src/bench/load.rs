@@ -64,6 +64,10 @@ pub struct LoadSpec {
     /// Calls during the warm-up are made but not counted.
     pub warmup: Duration,
     pub duration: Duration,
+    /// Which key stream the workers draw from: loads with the same stream ask the same
+    /// questions in the same order (both sides of a comparison); an interleaved comparison
+    /// gives each slice its own, so that no slice replays another's keys.
+    pub stream: u64,
 }
 
 /// Everything counted about one load's calls in the measured window.
@@ -266,9 +270,13 @@ enum Req {
 }
 
 impl RequestGen {
-    fn new(workload: Arc<Workload>, worker: u64) -> RequestGen {
+    fn new(workload: Arc<Workload>, worker: u64, stream: u64) -> RequestGen {
         RequestGen {
-            rng: Rng::new(workload.seed ^ worker.wrapping_mul(0xA24B_AED4_963E_E407)),
+            rng: Rng::new(
+                workload.seed
+                    ^ worker.wrapping_mul(0xA24B_AED4_963E_E407)
+                    ^ stream.wrapping_mul(0x9FB2_1C65_1E98_DF25),
+            ),
             keys: KeySampler::new(workload.keys, workload.citizens),
             mask: (!workload.read_mask.is_empty()).then(|| prost_types::FieldMask {
                 paths: workload.read_mask.clone(),
@@ -354,7 +362,7 @@ pub async fn run(channels: &[Channel], spec: &LoadSpec, done: Arc<AtomicU64>) ->
             Pace::Closed { concurrency } => {
                 for w in 0..concurrency.max(1) {
                     let client = IdentityGatewayClient::new(channels[w % channels.len()].clone());
-                    let requests = RequestGen::new(workload.clone(), w as u64);
+                    let requests = RequestGen::new(workload.clone(), w as u64, spec.stream);
                     tasks.push(tokio::spawn(closed_worker(
                         client,
                         requests,
@@ -367,7 +375,7 @@ pub async fn run(channels: &[Channel], spec: &LoadSpec, done: Arc<AtomicU64>) ->
                 let per_conn = rate / channels.len() as f64;
                 for (i, ch) in channels.iter().enumerate() {
                     let client = IdentityGatewayClient::new(ch.clone());
-                    let requests = RequestGen::new(workload.clone(), i as u64);
+                    let requests = RequestGen::new(workload.clone(), i as u64, spec.stream);
                     // Stagger the connections' timetables so their calls interleave.
                     let offset = Duration::from_secs_f64(i as f64 / rate);
                     tasks.push(tokio::spawn(open_worker(
@@ -580,6 +588,36 @@ mod tests {
             good_name.rsplit_once(' ').map(|p| p.0),
             bad_name.rsplit_once(' ').map(|p| p.0)
         );
+    }
+
+    /// The citizen ids a generator asks about first.
+    fn first_ids(worker: u64, stream: u64) -> Vec<String> {
+        let workload = Arc::new(Workload {
+            lookup_pct: 80,
+            keys: KeyDist::Uniform,
+            citizens: 1_000_000,
+            seed: 7,
+            purpose: "p".into(),
+            read_mask: Vec::new(),
+            bulk: false,
+        });
+        let mut g = RequestGen::new(workload, worker, stream);
+        (0..50)
+            .map(|_| match g.next() {
+                Req::Lookup(r) => r.citizen_id,
+                Req::Verify(r, _) => r.citizen_id,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_repeats_itself_and_no_other() {
+        // Both sides of a comparison ask the same questions in slice i…
+        assert_eq!(first_ids(3, 1), first_ids(3, 1));
+        // …and no slice, worker or warm-up replays another's.
+        assert_ne!(first_ids(3, 1), first_ids(3, 2));
+        assert_ne!(first_ids(3, 1), first_ids(3, 0));
+        assert_ne!(first_ids(3, 1), first_ids(4, 1));
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct Options {
     /// How many times the scenario's sides run, alternating (A B A B …); the comparison
     /// reported is that of the median round. 1: each side once.
     pub rounds: usize,
+    /// Run both sides' servers at once and alternate the load between them in slices of
+    /// this length until each has had `duration` (see [`run_interleaved`]).
+    pub interleave: Option<Duration>,
 }
 
 /// A generous rate for bench clients outside the isolation scenario: limits are checked on
@@ -151,6 +154,7 @@ impl Options {
             workload: self.workload.clone(),
             warmup: self.warmup,
             duration: self.duration,
+            stream: 0,
         }
     }
 
@@ -196,6 +200,31 @@ impl Options {
         }
         if self.rounds == 0 {
             return Err(BenchError::Usage("--rounds must be at least 1".into()));
+        }
+        if let Some(slice) = self.interleave {
+            if slice.is_zero() || slice > self.duration {
+                return Err(BenchError::Usage(
+                    "--interleave must be above 0 and at most --duration".into(),
+                ));
+            }
+            if !matches!(
+                self.scenario,
+                Scenario::Baseline | Scenario::CompareAudit | Scenario::CompareCitizens(_)
+            ) {
+                return Err(BenchError::Usage(
+                    "--interleave runs both sides' servers at once: it works with --baseline, --compare-audit and --compare-citizens (--compare-cache's two gateways share one store; use --rounds)".into(),
+                ));
+            }
+            if self.workload.bulk {
+                return Err(BenchError::Usage(
+                    "--interleave is for unary loads: a --bulk stream builds its requests before each start; use --rounds".into(),
+                ));
+            }
+            if self.rounds > 1 {
+                return Err(BenchError::Usage(
+                    "give --interleave or --rounds, not both".into(),
+                ));
+            }
         }
         if self.rounds > 1 && self.scenario == Scenario::Single {
             return Err(BenchError::Usage(
@@ -281,6 +310,7 @@ fn run_remote(
         load: opts.load_words(),
         cores,
         rounds: 1,
+        interleave_secs: None,
         phases: vec![phase],
         comparisons: Vec::new(),
         cache_footprint: None,
@@ -531,6 +561,21 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         }
     }
 
+    if let Some(slice) = opts.interleave {
+        let phases = run_interleaved(&stages, &mut dir, &stores, dev, seed, opts, slice)?;
+        let comparisons = compare(&opts.scenario, &phases);
+        return Ok(Report {
+            scenario: scenario_name(&opts.scenario),
+            load: opts.describe_load(None, &format!("{} citizens", opts.workload.citizens)),
+            cores,
+            rounds: 1,
+            interleave_secs: Some(slice.as_secs_f64()),
+            phases,
+            comparisons,
+            cache_footprint: footprint,
+        });
+    }
+
     // Rounds alternate the sides (A B A B …): a machine that slows down for a while then
     // slows both sides of some round alike, and the median round's ratio ignores the rest.
     let mut phases = Vec::new();
@@ -583,6 +628,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         },
         cores,
         rounds: opts.rounds,
+        interleave_secs: None,
         phases,
         comparisons,
         cache_footprint: footprint,
@@ -632,6 +678,184 @@ fn run_dev_stage(
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// One side of an interleaved comparison: its server, kept running throughout, and what its
+/// slices counted.
+struct Side<'a> {
+    load: &'a NamedLoad,
+    target_name: &'static str,
+    server_rt: Runtime,
+    running: Running,
+    channels: Vec<Channel>,
+    tally: Tally,
+    /// Calls finished, process CPU time and wall time over this side's measured slices.
+    calls: u64,
+    cpu: Option<Duration>,
+    wall: Duration,
+    /// The gateway's audit counters summed over the slices.
+    audit: crate::audit::AuditStats,
+}
+
+/// Runs a two-sided scenario with both servers up at once, each on its own runtime, and the
+/// load alternating between them: A's warm-up, B's, then a slice of A, a slice of B, … until
+/// each has had the whole duration. A machine that slows down for a few seconds then slows
+/// both sides about alike, where one long phase after the other would charge it to one side
+/// (on this shared host the same command has given the baseline 26k and 39k requests/s a
+/// minute apart). Slice i of both sides draws the same keys, and no slice repeats another's.
+/// CPU and audit figures cover the measured slices only.
+fn run_interleaved(
+    stages: &[Stage],
+    dir: &mut BenchDir,
+    stores: &std::collections::HashMap<u64, PathBuf>,
+    dev: &DevOptions,
+    seed: u64,
+    opts: &Options,
+    slice: Duration,
+) -> Result<Vec<PhaseReport>, BenchError> {
+    let Some(client_threads) = dev.client_threads else {
+        return Err(BenchError::Usage(
+            "--interleave needs the load generator on its own runtime: --client-threads 1 or more"
+                .into(),
+        ));
+    };
+    let client_rt = runtime(Some(client_threads), "bench-client")?;
+    let mut sides = Vec::new();
+    for stage in stages {
+        let ([step], StageServer::Gateway(g) | StageServer::Baseline(g)) =
+            (&stage.steps[..], &stage.server)
+        else {
+            return Err(BenchError::Usage(
+                "--interleave needs a scenario of two single loads".into(),
+            ));
+        };
+        let [load] = &step.loads[..] else {
+            return Err(BenchError::Usage(
+                "--interleave needs a scenario of two single loads".into(),
+            ));
+        };
+        let config = dir.stage_config(&stores[&g.citizens], g)?;
+        let server_rt = runtime(dev.server_threads, "bench-server")?;
+        let (running, target_name) = match &stage.server {
+            StageServer::Gateway(_) => (
+                target::start_gateway(config, server_rt.handle())?,
+                "gateway",
+            ),
+            StageServer::Baseline(_) => (
+                target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
+                "baseline",
+            ),
+        };
+        let mut tls = std::collections::HashMap::new();
+        for id in &load.clients {
+            if !tls.contains_key(id) {
+                tls.insert(id.clone(), dir.client_tls(id)?);
+            }
+        }
+        let addr = running.addr.to_string();
+        let channels = client_rt.block_on(async {
+            let mut channels = Vec::new();
+            for i in 0..load.connections {
+                let id = &load.clients[i % load.clients.len()];
+                channels.push(connect(&addr, "localhost", &tls[id]).await?);
+            }
+            Ok::<_, BenchError>(channels)
+        })?;
+        sides.push(Side {
+            load,
+            target_name,
+            server_rt,
+            running,
+            channels,
+            tally: Tally::new(),
+            calls: 0,
+            cpu: Some(Duration::ZERO),
+            wall: Duration::ZERO,
+            audit: Default::default(),
+        });
+    }
+
+    let total = (opts.warmup + opts.duration) * sides.len() as u32;
+    let bar = progress_bar(opts.progress, total, "interleaved");
+    let run_slice = |side: &mut Side, warmup: bool, len: Duration, stream: u64| {
+        let spec = LoadSpec {
+            warmup: Duration::ZERO,
+            duration: len,
+            stream,
+            ..side.load.spec.clone()
+        };
+        let done = Arc::new(AtomicU64::new(0));
+        let audit_before = side.running.gateway.as_ref().map(|g| g.audit().stats());
+        let (cpu_before, started) = (report::process_cpu(), Instant::now());
+        let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
+        if let Some(b) = &bar {
+            b.inc(len.as_millis() as u64);
+        }
+        if warmup {
+            return;
+        }
+        side.wall += started.elapsed();
+        side.cpu = side
+            .cpu
+            .zip(report::process_cpu().zip(cpu_before))
+            .and_then(|(sum, (after, before))| Some(sum + after.checked_sub(before)?));
+        side.calls += done.load(Ordering::Relaxed);
+        side.tally.merge(&tally);
+        if let (Some(g), Some(before)) = (&side.running.gateway, audit_before) {
+            let after = g.audit().stats();
+            side.audit.records += after.records.saturating_sub(before.records);
+            side.audit.syncs += after.syncs.saturating_sub(before.syncs);
+            side.audit.sync_us += after.sync_us.saturating_sub(before.sync_us);
+        }
+    };
+    if !opts.warmup.is_zero() {
+        for side in &mut sides {
+            run_slice(side, true, opts.warmup, 0);
+        }
+    }
+    let mut left = opts.duration;
+    let mut stream = 0;
+    while !left.is_zero() {
+        let len = slice.min(left);
+        left -= len;
+        stream += 1;
+        for side in &mut sides {
+            run_slice(side, false, len, stream);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+
+    let mut phases = Vec::new();
+    for mut side in sides {
+        let is_gateway = side.running.gateway.is_some();
+        client_rt.block_on(side.running.stop());
+        side.server_rt.shutdown_timeout(Duration::from_secs(5));
+        if side.target_name == "baseline" {
+            side.tally.forget_verify_checks();
+        }
+        let mut phase = PhaseReport::new(
+            &side.load.name,
+            side.target_name,
+            side.load.settings.clone(),
+            opts.duration.as_secs_f64(),
+            &side.tally,
+        );
+        phase.cpu = side
+            .cpu
+            .map(|used| CpuFigures::over(used, side.wall, side.calls, report::MEASURED_SLICES));
+        if is_gateway {
+            phase.audit = Some(report::AuditFigures::between(
+                &Default::default(),
+                &side.audit,
+                side.wall.as_secs_f64(),
+                report::MEASURED_SLICES,
+            ));
+        }
+        phases.push(phase);
+    }
+    Ok(phases)
 }
 
 /// Which server `serve` runs.
@@ -782,6 +1006,7 @@ async fn run_stage(
                 &before,
                 &g.audit().stats(),
                 wall.as_secs_f64(),
+                report::WHOLE_STEP,
             )),
             _ => None,
         };

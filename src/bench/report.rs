@@ -58,6 +58,11 @@ pub struct PhaseReport {
     pub cpu: Option<CpuFigures>,
 }
 
+/// What the CPU and audit figures of a step cover: all of it, warm-up included (the default)…
+pub const WHOLE_STEP: &str = "whole step, incl. warm-up";
+/// …or, in an interleaved comparison, only the side's measured slices.
+pub const MEASURED_SLICES: &str = "measured slices only";
+
 /// What a step cost in CPU: steadier than requests/s on a shared machine, and it tells a
 /// slower run that did less work per second from one that did more work per call.
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +71,8 @@ pub struct CpuFigures {
     pub us_per_call: f64,
     /// Process CPU time per second of the step: how many cores it kept busy.
     pub cores_busy: f64,
+    /// The time these figures cover ([`WHOLE_STEP`] or [`MEASURED_SLICES`]).
+    pub window: &'static str,
 }
 
 impl CpuFigures {
@@ -77,10 +84,16 @@ impl CpuFigures {
         calls: u64,
     ) -> Option<CpuFigures> {
         let used = after?.checked_sub(before?)?;
-        Some(CpuFigures {
+        Some(CpuFigures::over(used, wall, calls, WHOLE_STEP))
+    }
+
+    /// `used` CPU time over `wall` time for `calls` finished calls.
+    pub fn over(used: Duration, wall: Duration, calls: u64, window: &'static str) -> CpuFigures {
+        CpuFigures {
             us_per_call: used.as_secs_f64() * 1e6 / (calls.max(1) as f64),
             cores_busy: used.as_secs_f64() / wall.as_secs_f64().max(1e-9),
-        })
+            window,
+        }
     }
 }
 
@@ -92,6 +105,8 @@ pub struct AuditFigures {
     pub records_per_sync: f64,
     /// Mean time of one `fdatasync`, ms.
     pub sync_ms: f64,
+    /// The time these figures cover ([`WHOLE_STEP`] or [`MEASURED_SLICES`]).
+    pub window: &'static str,
 }
 
 impl AuditFigures {
@@ -99,6 +114,7 @@ impl AuditFigures {
         before: &crate::audit::AuditStats,
         after: &crate::audit::AuditStats,
         secs: f64,
+        window: &'static str,
     ) -> AuditFigures {
         let records = after.records.saturating_sub(before.records) as f64;
         let syncs = after.syncs.saturating_sub(before.syncs) as f64;
@@ -111,6 +127,7 @@ impl AuditFigures {
             } else {
                 0.0
             },
+            window,
         }
     }
 }
@@ -265,6 +282,10 @@ pub struct Report {
     pub cores: usize,
     /// How many times each side ran, alternating (`--rounds`).
     pub rounds: usize,
+    /// `--interleave`: both servers ran at once and the load alternated between them in
+    /// slices of this many seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interleave_secs: Option<f64>,
     pub phases: Vec<PhaseReport>,
     pub comparisons: Vec<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,9 +298,16 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "popgate bench: {} ({} cores, shared by the load generator and the server)\nload: {}\n",
+            "popgate bench: {} ({} cores, shared by the load generator and the server)\nload: {}",
             self.scenario, self.cores, self.load
         );
+        if let Some(secs) = self.interleave_secs {
+            let _ = writeln!(
+                s,
+                "both servers up at once, the load alternating between them in slices of {secs}s"
+            );
+        }
+        s.push('\n');
         let _ = writeln!(
             s,
             "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}  errors",
@@ -321,15 +349,15 @@ impl Report {
             if let Some(a) = &p.audit {
                 let _ = writeln!(
                     s,
-                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s of {:.2} ms, {:.1} records per sync (whole step, incl. warm-up)",
-                    "", a.records_per_sec, a.syncs_per_sec, a.sync_ms, a.records_per_sync
+                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s of {:.2} ms, {:.1} records per sync ({})",
+                    "", a.records_per_sec, a.syncs_per_sec, a.sync_ms, a.records_per_sync, a.window
                 );
             }
             if let Some(c) = &p.cpu {
                 let _ = writeln!(
                     s,
-                    "{:<16} cpu: {:.1} µs per call, {:.2} cores busy (this process, whole step, incl. warm-up)",
-                    "", c.us_per_call, c.cores_busy
+                    "{:<16} cpu: {:.1} µs per call, {:.2} cores busy (this process, {})",
+                    "", c.us_per_call, c.cores_busy, c.window
                 );
             }
             if p.mismatches_sent > 0 || p.wrong_answers > 0 {

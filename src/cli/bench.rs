@@ -144,6 +144,11 @@ pub struct BenchArgs {
     /// warm-up and the duration for each side.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// --baseline, --compare-audit, --compare-citizens: keep both servers up and alternate the
+    /// load between them in slices of this length (e.g. 1s) until each has had --duration;
+    /// the steadiest ratio on a machine whose speed drifts.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "rounds")]
+    interleave: Option<Duration>,
 
     /// Print the report as JSON (no progress bars).
     #[arg(long)]
@@ -273,6 +278,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         progress: !args.json && std::io::stderr().is_terminal(),
         rounds: args.rounds,
+        interleave: args.interleave,
     };
     if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
         let served = match what {
