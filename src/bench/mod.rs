@@ -635,6 +635,22 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     })
 }
 
+/// Starts a stage's server on `rt`; the server and its target name.
+fn start_server(
+    stage: &Stage,
+    config: crate::config::Config,
+    seed: u64,
+    rt: &Runtime,
+) -> Result<(Running, &'static str), BenchError> {
+    Ok(match &stage.server {
+        StageServer::Gateway(_) => (target::start_gateway(config, rt.handle())?, "gateway"),
+        StageServer::Baseline(_) => (
+            target::start_baseline(&config, FixedAnswers::typical(seed), rt.handle())?,
+            "baseline",
+        ),
+    })
+}
+
 /// Runs one stage: its server on fresh runtimes, its steps' loads, then the server stopped.
 fn run_dev_stage(
     stage: &Stage,
@@ -663,16 +679,7 @@ fn run_dev_stage(
         None => None,
     };
     let client = client_rt.as_ref().unwrap_or(&server_rt);
-    let (running, target_name) = match &stage.server {
-        StageServer::Gateway(_) => (
-            target::start_gateway(config, server_rt.handle())?,
-            "gateway",
-        ),
-        StageServer::Baseline(_) => (
-            target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
-            "baseline",
-        ),
-    };
+    let (running, target_name) = start_server(stage, config, seed, &server_rt)?;
     let result = client.block_on(run_stage(stage, &running, &tls, target_name, progress));
     client.block_on(running.stop());
     drop(client_rt);
@@ -736,16 +743,7 @@ fn run_interleaved(
         };
         let config = dir.stage_config(&stores[&g.citizens], g)?;
         let server_rt = runtime(dev.server_threads, "bench-server")?;
-        let (running, target_name) = match &stage.server {
-            StageServer::Gateway(_) => (
-                target::start_gateway(config, server_rt.handle())?,
-                "gateway",
-            ),
-            StageServer::Baseline(_) => (
-                target::start_baseline(&config, FixedAnswers::typical(seed), server_rt.handle())?,
-                "baseline",
-            ),
-        };
+        let (running, target_name) = start_server(stage, config, seed, &server_rt)?;
         let mut tls = std::collections::HashMap::new();
         for id in &load.clients {
             if !tls.contains_key(id) {
