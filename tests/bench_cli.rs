@@ -217,7 +217,8 @@ fn rounds_alternate_the_sides_and_judge_the_median_round() {
 }
 
 /// `--interleave` keeps both servers up and alternates the load in slices: one phase per
-/// side over the whole duration, figures over the measured slices only.
+/// side over the whole duration, figures over the measured slices only. Two gateways of the
+/// same store size run on two copies of it (sled opens a store once per process).
 #[test]
 fn interleave_alternates_slices_between_two_running_servers() {
     let report = bench(&[
@@ -255,7 +256,10 @@ fn interleave_alternates_slices_between_two_running_servers() {
     assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
 
     for (extra, says) in [
-        (&["--compare-cache"][..], "share one store"),
+        (
+            &["--isolation"][..],
+            "use it with --baseline or --compare-*",
+        ),
         (&["--baseline", "--bulk"][..], "for unary loads"),
         (
             &["--baseline", "--client-threads", "0"][..],

@@ -207,12 +207,9 @@ impl Options {
                     "--interleave must be above 0 and at most --duration".into(),
                 ));
             }
-            if !matches!(
-                self.scenario,
-                Scenario::Baseline | Scenario::CompareAudit | Scenario::CompareCitizens(_)
-            ) {
+            if matches!(self.scenario, Scenario::Single | Scenario::Isolation { .. }) {
                 return Err(BenchError::Usage(
-                    "--interleave runs both sides' servers at once: it works with --baseline, --compare-audit and --compare-citizens (--compare-cache's two gateways share one store; use --rounds)".into(),
+                    "--interleave alternates the load between the two servers of a comparison: use it with --baseline or --compare-*".into(),
                 ));
             }
             if self.workload.bulk {
@@ -552,13 +549,22 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         None
     };
 
-    // Seed every store the stages need before any clock starts.
-    let mut stores = std::collections::HashMap::new();
+    // Seed every store the stages need before any clock starts. Stages run one at a time
+    // share a store of their size; interleaved, a second gateway of the same size has its own
+    // copy, as both are open at once.
+    let mut stores = Vec::new();
+    let mut open_gateways = std::collections::HashMap::new();
     for stage in &stages {
+        let copy = match &stage.server {
+            StageServer::Gateway(g) if opts.interleave.is_some() => {
+                let n = open_gateways.entry(g.citizens).or_insert(0);
+                *n += 1;
+                *n - 1
+            }
+            _ => 0,
+        };
         let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-        if let std::collections::hash_map::Entry::Vacant(slot) = stores.entry(g.citizens) {
-            slot.insert(seed_store(&dir, g.citizens, seed, opts.progress)?);
-        }
+        stores.push(seed_store(&dir, g.citizens, seed, copy, opts.progress)?);
     }
 
     if let Some(slice) = opts.interleave {
@@ -582,11 +588,11 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let mut per_round = Vec::new();
     for round in 1..=opts.rounds {
         let mut round_phases = Vec::new();
-        for stage in &stages {
+        for (stage, store) in stages.iter().zip(&stores) {
             round_phases.extend(run_dev_stage(
                 stage,
                 &mut dir,
-                &stores,
+                store,
                 dev,
                 seed,
                 opts.progress,
@@ -655,13 +661,13 @@ fn start_server(
 fn run_dev_stage(
     stage: &Stage,
     dir: &mut BenchDir,
-    stores: &std::collections::HashMap<u64, PathBuf>,
+    store: &std::path::Path,
     dev: &DevOptions,
     seed: u64,
     progress: bool,
 ) -> Result<Vec<PhaseReport>, BenchError> {
     let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-    let config = dir.stage_config(&stores[&g.citizens], g)?;
+    let config = dir.stage_config(store, g)?;
     let mut tls = std::collections::HashMap::new();
     for step in &stage.steps {
         for load in &step.loads {
@@ -714,7 +720,7 @@ struct Side<'a> {
 fn run_interleaved(
     stages: &[Stage],
     dir: &mut BenchDir,
-    stores: &std::collections::HashMap<u64, PathBuf>,
+    stores: &[PathBuf],
     dev: &DevOptions,
     seed: u64,
     opts: &Options,
@@ -728,7 +734,7 @@ fn run_interleaved(
     };
     let client_rt = runtime(Some(client_threads), "bench-client")?;
     let mut sides = Vec::new();
-    for stage in stages {
+    for (stage, store) in stages.iter().zip(stores) {
         let ([step], StageServer::Gateway(g) | StageServer::Baseline(g)) =
             (&stage.steps[..], &stage.server)
         else {
@@ -741,7 +747,7 @@ fn run_interleaved(
                 "--interleave needs a scenario of two single loads".into(),
             ));
         };
-        let config = dir.stage_config(&stores[&g.citizens], g)?;
+        let config = dir.stage_config(store, g)?;
         let server_rt = runtime(dev.server_threads, "bench-server")?;
         let (running, target_name) = start_server(stage, config, seed, &server_rt)?;
         let mut tls = std::collections::HashMap::new();
@@ -878,7 +884,7 @@ pub fn serve(
     let mut dir = BenchDir::create(dev.dir.as_deref())?;
     dir.listen_on(listen);
     let seed = opts.workload.seed;
-    let store = seed_store(&dir, opts.workload.citizens, seed, opts.progress)?;
+    let store = seed_store(&dir, opts.workload.citizens, seed, 0, opts.progress)?;
     let settings = GatewaySettings {
         citizens: opts.workload.citizens,
         durability: dev.audit,
@@ -926,6 +932,7 @@ fn seed_store(
     dir: &BenchDir,
     count: u64,
     seed: u64,
+    copy: usize,
     progress: bool,
 ) -> Result<PathBuf, BenchError> {
     let bar = progress_bar(progress, Duration::ZERO, "seeding");
@@ -937,7 +944,7 @@ fn seed_store(
                 .progress_chars("=> "),
         );
     }
-    let path = dir.store(count, seed, |n| {
+    let path = dir.store(count, seed, copy, |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }

@@ -181,14 +181,21 @@ impl BenchDir {
     }
 
     /// The store holding citizens `0..count` of population `seed`, seeded on first use.
-    /// `progress` is called with the records written so far.
+    /// `copy` > 0 names another store of the same records, for a second gateway running at
+    /// the same time (sled lets one process open a store once). `progress` is called with the
+    /// records written so far.
     pub fn store(
         &self,
         count: u64,
         seed: u64,
+        copy: usize,
         progress: impl FnMut(u64),
     ) -> Result<PathBuf, BenchError> {
-        let path = self.root.join(format!("population-{count}-seed{seed}"));
+        let name = match copy {
+            0 => format!("population-{count}-seed{seed}"),
+            n => format!("population-{count}-seed{seed}-copy{n}"),
+        };
+        let path = self.root.join(name);
         let done = path.join("SEEDED");
         if done.is_file() {
             return Ok(path);

@@ -144,9 +144,9 @@ pub struct BenchArgs {
     /// warm-up and the duration for each side.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// --baseline, --compare-audit, --compare-citizens: keep both servers up and alternate the
-    /// load between them in slices of this length (e.g. 1s) until each has had --duration;
-    /// the steadiest ratio on a machine whose speed drifts.
+    /// --baseline, --compare-*: keep both servers up and alternate the load between them in
+    /// slices of this length (e.g. 1s) until each has had --duration; the steadiest ratio on
+    /// a machine whose speed drifts. Two gateways of one size get a copy of the store each.
     #[arg(long, value_parser = parse_duration, conflicts_with = "rounds")]
     interleave: Option<Duration>,
 
