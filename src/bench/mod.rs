@@ -162,6 +162,26 @@ impl Options {
         self.describe_load(None, &format!("{} citizens", self.workload.citizens))
     }
 
+    /// The load of the scenario's phases in words.
+    fn scenario_load_words(&self) -> String {
+        match self.scenario {
+            // Each phase draws its keys from its own store.
+            Scenario::CompareCitizens(n) => self.describe_load(
+                None,
+                &format!(
+                    "each phase's store ({} or {n} citizens)",
+                    self.workload.citizens
+                ),
+            ),
+            // Each phase has its own open-loop rate and connections, given with it.
+            Scenario::Isolation { .. } => self.describe_load(
+                Some("open loop at each phase's rate"),
+                &format!("{} citizens", self.workload.citizens),
+            ),
+            _ => self.load_words(),
+        }
+    }
+
     /// The load in words: `pace` instead of this load's own, keys drawn over `over`.
     fn describe_load(&self, pace: Option<&str>, over: &str) -> String {
         let pace = match (pace, self.pace) {
@@ -572,7 +592,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         let comparisons = compare(&opts.scenario, &phases);
         return Ok(Report {
             scenario: scenario_name(&opts.scenario),
-            load: opts.describe_load(None, &format!("{} citizens", opts.workload.citizens)),
+            load: opts.scenario_load_words(),
             cores,
             rounds: 1,
             interleave_secs: Some(slice.as_secs_f64()),
@@ -616,22 +636,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     }
     Ok(Report {
         scenario: scenario_name(&opts.scenario),
-        load: match opts.scenario {
-            // Each phase draws its keys from its own store.
-            Scenario::CompareCitizens(n) => opts.describe_load(
-                None,
-                &format!(
-                    "each phase's store ({} or {n} citizens)",
-                    opts.workload.citizens
-                ),
-            ),
-            // Each phase has its own open-loop rate and connections, given with it.
-            Scenario::Isolation { .. } => opts.describe_load(
-                Some("open loop at each phase's rate"),
-                &format!("{} citizens", opts.workload.citizens),
-            ),
-            _ => opts.load_words(),
-        },
+        load: opts.scenario_load_words(),
         cores,
         rounds: opts.rounds,
         interleave_secs: None,
