@@ -204,27 +204,15 @@ impl Metrics {
     /// The series of the configured client `id` (created on first use; only configured
     /// clients get here, so callers cannot grow the map).
     pub fn client(&self, id: &Arc<str>) -> Arc<ClientMetrics> {
-        if let Some(c) = self
-            .clients
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-        {
-            return c.clone();
-        }
-        self.clients
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(id.clone())
-            .or_insert_with(|| {
-                Arc::new(ClientMetrics {
-                    client: id.clone(),
-                    requests: Default::default(),
-                    reused: OnceLock::new(),
-                    rate_limited: OnceLock::new(),
-                })
-            })
-            .clone()
+        crate::stats::per_client(&self.clients, &**id, || {
+            let series = ClientMetrics {
+                client: id.clone(),
+                requests: Default::default(),
+                reused: OnceLock::new(),
+                rate_limited: OnceLock::new(),
+            };
+            (id.clone(), series)
+        })
     }
 
     /// Counts one finished call of `client`: its outcome, its latency, whether it was reused

@@ -3,9 +3,11 @@
 //! Only configured clients get counters, so an attacker cycling certificate names cannot grow
 //! this map.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What happened to one call, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,23 +46,37 @@ pub struct ClientSnapshot {
     pub not_found: u64,
 }
 
+/// The entry of `key` in a per-client map that is read on every call and written once per
+/// client: a read lock on the way in, the write lock only to insert `make()`'s key and value.
+/// Shared with the metrics' per-client series.
+pub fn per_client<K, Q, V>(
+    map: &RwLock<HashMap<K, Arc<V>>>,
+    key: &Q,
+    make: impl FnOnce() -> (K, V),
+) -> Arc<V>
+where
+    K: Borrow<Q> + Eq + Hash,
+    Q: Eq + Hash + ?Sized,
+{
+    if let Some(v) = map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+        return v.clone();
+    }
+    let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(v) = map.get(key) {
+        return v.clone();
+    }
+    let (k, v) = make();
+    let v = Arc::new(v);
+    map.insert(k, v.clone());
+    v
+}
+
 impl Stats {
     /// The counters of `client_id`, created on first use.
     pub fn client(&self, client_id: &str) -> Arc<ClientCounters> {
-        if let Some(c) = self
-            .clients
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(client_id)
-        {
-            return c.clone();
-        }
-        self.clients
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(client_id.to_owned())
-            .or_default()
-            .clone()
+        per_client(&self.clients, client_id, || {
+            (client_id.to_owned(), ClientCounters::default())
+        })
     }
 
     pub fn count(&self, client: &ClientCounters, what: Counted) {
