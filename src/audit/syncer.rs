@@ -108,6 +108,20 @@ impl Drop for Syncer {
     }
 }
 
+/// Waits on `cv` until `until` or a notification, whichever comes first; a poisoned lock is
+/// taken over as it is (the audit threads keep going and report through their own state).
+/// Shared by this thread and the writer's.
+pub(super) fn wait_until<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    until: Instant,
+) -> MutexGuard<'a, T> {
+    let left = until.saturating_duration_since(Instant::now());
+    cv.wait_timeout(guard, left)
+        .map(|(g, _)| g)
+        .unwrap_or_else(|e| e.into_inner().0)
+}
+
 fn run(inner: &Inner, on_sync: &OnSync, on_failure: &OnFailure) {
     let mut s = inner.lock();
     loop {
@@ -119,13 +133,8 @@ fn run(inner: &Inner, on_sync: &OnSync, on_failure: &OnFailure) {
             continue;
         };
         let due = *since + inner.flush;
-        let now = Instant::now();
-        if now < due {
-            s = inner
-                .cv
-                .wait_timeout(s, due - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        if Instant::now() < due {
+            s = wait_until(&inner.cv, s, due);
             continue;
         }
         let Some((file, path, _)) = s.dirty.take() else {

@@ -30,7 +30,7 @@ use super::checkpoint::{CHECKPOINT_FILE, Checkpoint, Signer};
 use super::record::{self, AuditEvent};
 use super::recovery;
 use super::scan;
-use super::syncer::Syncer;
+use super::syncer::{Syncer, wait_until};
 
 /// When a record counts as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -887,16 +887,10 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
                     if let Some(until) = w.linger_until
                         && !q.closing
                         && q.items.len() < w.linger_max_items
+                        && Instant::now() < until
                     {
-                        let now = Instant::now();
-                        if now < until {
-                            q = shared
-                                .wake
-                                .wait_timeout(q, until - now)
-                                .map(|(g, _)| g)
-                                .unwrap_or_else(|e| e.into_inner().0);
-                            continue;
-                        }
+                        q = wait_until(&shared.wake, q, until);
+                        continue;
                     }
                     w.linger_until = None;
                     std::mem::swap(&mut q.items, &mut batch);
@@ -908,15 +902,10 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
                 match w.next_deadline() {
                     None => q = shared.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
                     Some(at) => {
-                        let now = Instant::now();
-                        if at <= now {
+                        if at <= Instant::now() {
                             break;
                         }
-                        q = shared
-                            .wake
-                            .wait_timeout(q, at - now)
-                            .map(|(g, _)| g)
-                            .unwrap_or_else(|e| e.into_inner().0);
+                        q = wait_until(&shared.wake, q, at);
                     }
                 }
             }
