@@ -855,10 +855,14 @@ fn run_interleaved(
             .cpu
             .map(|used| CpuFigures::over(used, side.wall, side.calls, report::MEASURED_SLICES));
         if is_gateway {
+            // Over the same seconds as requests/s: the wall time also holds each slice's
+            // drain (its last calls, counted in requests/s too), which at a thousand calls in
+            // flight adds tens of ms a slice and would put the record rate 5% under the call
+            // rate. CPU stays over the wall time, as that is when it was spent.
             phase.audit = Some(report::AuditFigures::between(
                 &Default::default(),
                 &side.audit,
-                side.wall.as_secs_f64(),
+                opts.duration.as_secs_f64(),
                 report::MEASURED_SLICES,
             ));
         }
