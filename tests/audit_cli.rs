@@ -247,15 +247,20 @@ fn tamper_matrix() {
         &|d| fs::remove_file(d.join(&second)).unwrap(),
         &[&name(&all[2]), "missing"],
     );
-    // A checkpoint forged (the hash of a record changed, the signature kept).
+    // A checkpoint forged (the seq it names changed, the signature kept).
+    let cp_seq = seqs(&pristine.join(CHECKPOINT_FILE))[1];
     tampered(
         &|d| {
             let p = d.join(CHECKPOINT_FILE);
             let mut l = lines_of(&p);
-            l[0] = l[0].replacen("\"seq\":10", "\"seq\":11", 1);
+            l[1] = l[1].replacen(
+                &format!("\"seq\":{cp_seq},"),
+                &format!("\"seq\":{},", cp_seq + 1),
+                1,
+            );
             write_lines(&p, &l);
         },
-        &["checkpoints.jsonl line 1", "signature"],
+        &["checkpoints.jsonl line 2", "signature"],
     );
 
     // Both files cut consistently: only a witness copy taken earlier shows it.
@@ -282,6 +287,188 @@ fn tamper_matrix() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cut off") && out.contains("witness"), "{out}");
+}
+
+/// Seq of each line of a log or checkpoint file.
+fn seqs(p: &Path) -> Vec<u64> {
+    lines_of(p)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// An operator archives the oldest files: every file boundary has a signed checkpoint, so
+/// `audit verify --archived` checks what is left from any of them, and still refuses a start
+/// that no checkpoint vouches for.
+#[test]
+fn archived_files_verify_from_the_checkpoint_of_the_record_before() {
+    let root = tempfile::tempdir().unwrap();
+    let (pristine, pubkey) = build_log(root.path(), 40);
+    let pk = pubkey.to_str().unwrap();
+    let all = files(&pristine);
+    assert!(all.len() >= 5, "{all:?}");
+
+    // The writer checkpointed the last record of every file it left.
+    let checkpointed = seqs(&pristine.join(CHECKPOINT_FILE));
+    for f in &all[..all.len() - 1] {
+        let last = *seqs(f).last().unwrap();
+        assert!(
+            checkpointed.contains(&last),
+            "{} ends at {last}: {checkpointed:?}",
+            name(f)
+        );
+    }
+
+    for k in 1..all.len() {
+        let dir = root.path().join(format!("archived{k}"));
+        copy_dir(&pristine, &dir);
+        for f in &all[..k] {
+            fs::remove_file(dir.join(name(f))).unwrap();
+        }
+        let first = scan::parse_file_name(&name(&all[k])).unwrap();
+        let (code, out) = verify(&dir, &["--pubkey", pk]);
+        assert_eq!(
+            code, 1,
+            "without --archived the missing start is a problem: {out}"
+        );
+        assert!(
+            out.contains(&format!("records 1..{} are missing", first - 1))
+                && out.contains("--archived"),
+            "{out}"
+        );
+        let (code, out) = verify(&dir, &["--pubkey", pk, "--archived"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&format!(
+                "intact: {} record(s) from seq {first} (older records archived)",
+                41 - first
+            )) && out.contains("signatures verified")
+                && out.contains(&format!("records 1..{} are archived", first - 1)),
+            "{out}"
+        );
+    }
+
+    // The gateway restarted on an archived directory goes on from its head, and the whole
+    // stays verifiable.
+    let dir = root.path().join("archived-restarted");
+    copy_dir(&pristine, &dir);
+    for f in &all[..2] {
+        fs::remove_file(dir.join(name(f))).unwrap();
+    }
+    let mut o = AuditOptions::new(&dir);
+    o.roll_bytes = 2400;
+    o.checkpoint_every = 10;
+    o.signing_key = Some(root.path().join("audit.key"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = AuditLog::open(o).unwrap();
+        for i in 41..=50 {
+            assert_eq!(log.append(event(i)).await.unwrap(), i);
+        }
+        log.shutdown().await.unwrap();
+    });
+    let first = scan::parse_file_name(&name(&all[2])).unwrap();
+    let (code, out) = verify(&dir, &["--pubkey", pk, "--archived"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "intact: {} record(s) from seq {first}",
+            51 - first
+        )),
+        "{out}"
+    );
+
+    let second = name(&all[1]);
+    let first = scan::parse_file_name(&second).unwrap();
+    let archive = |case: &str, edit: &dyn Fn(&Path), extra: &[&str]| -> String {
+        let dir = root.path().join(case);
+        copy_dir(&pristine, &dir);
+        fs::remove_file(dir.join(name(&all[0]))).unwrap();
+        edit(&dir);
+        let mut args = vec!["--archived"];
+        args.extend_from_slice(extra);
+        let (code, out) = verify(&dir, &args);
+        assert_eq!(code, 1, "{case}: {out}");
+        assert!(out.starts_with("NOT INTACT:"), "{case}: {out}");
+        out
+    };
+    let drop_checkpoint = |d: &Path, seq: u64| {
+        let p = d.join(CHECKPOINT_FILE);
+        let kept: Vec<String> = lines_of(&p)
+            .into_iter()
+            .filter(|l| !l.starts_with(&format!("{{\"seq\":{seq},")))
+            .collect();
+        write_lines(&p, &kept);
+    };
+    // No checkpoint of the record before: archiving cannot be told from deletion.
+    let out = archive(
+        "no-anchor",
+        &|d| drop_checkpoint(d, first - 1),
+        &["--pubkey", pk],
+    );
+    assert!(
+        out.contains(&second) && out.contains(&format!("no checkpoint of seq {}", first - 1)),
+        "{out}"
+    );
+    // The anchoring checkpoint altered: with the key its signature fails and it anchors
+    // nothing; without the key, it contradicts the first record.
+    let alter = |d: &Path| {
+        let p = d.join(CHECKPOINT_FILE);
+        let l: Vec<String> = lines_of(&p)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with(&format!("{{\"seq\":{},", first - 1)) {
+                    let at = l.find("\"hash\":\"").unwrap() + 8;
+                    let c = if &l[at..at + 1] == "0" { "1" } else { "0" };
+                    let mut l = l.clone();
+                    l.replace_range(at..at + 1, c);
+                    l
+                } else {
+                    l
+                }
+            })
+            .collect();
+        write_lines(&p, &l);
+    };
+    let out = archive("altered-signed", &alter, &["--pubkey", pk]);
+    assert!(
+        out.contains(&format!("no checkpoint of seq {}", first - 1)) && out.contains("signature"),
+        "{out}"
+    );
+    let out = archive("altered-unsigned", &alter, &[]);
+    assert!(out.contains("prev differs from the hash"), "{out}");
+    // A file deleted further on is still a gap.
+    let out = archive(
+        "gap",
+        &|d| fs::remove_file(d.join(name(&all[2]))).unwrap(),
+        &["--pubkey", pk],
+    );
+    assert!(
+        out.contains(&name(&all[3])) && out.contains("missing"),
+        "{out}"
+    );
+    // The first record left edited: its own hash says so before any anchoring.
+    let out = archive(
+        "edited",
+        &|d| {
+            let p = d.join(&second);
+            let mut l = lines_of(&p);
+            l[0] = l[0].replacen("req-", "reg-", 1);
+            write_lines(&p, &l);
+        },
+        &["--pubkey", pk],
+    );
+    assert!(
+        out.contains(&second) && out.contains("line 1") && out.contains("hash"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -288,6 +288,7 @@ async fn checkpoints_are_signed_every_n_records_and_at_shutdown() {
         dir: logdir,
         witness: None,
         pubkey: Some(pk),
+        archived: false,
     })
     .unwrap();
     assert!(rep.intact() && rep.signatures_checked, "{rep:?}");

@@ -49,14 +49,23 @@
 //! # Checkpoints
 //!
 //! `checkpoints.jsonl` gets `{"seq":N,"hash":"<hex>","ts":"<ts>","sig":"<128 hex>"}` every
-//! `checkpoint_every` records or `checkpoint_secs` seconds with new records, and at shutdown,
-//! each written and fsynced only after the log is fsynced up to `seq`. **`sig` is the Ed25519
+//! `checkpoint_every` records or `checkpoint_secs` seconds with new records, for the last
+//! record of each file when the next one is started, and at shutdown, each written and fsynced
+//! only after the log is fsynced up to `seq`. **`sig` is the Ed25519
 //! signature, by the gateway's audit key, of the ASCII bytes
 //! `popgate-audit-checkpoint-v1 seq=<seq in decimal> hash=<hash> ts=<ts>`** (single spaces, no
 //! newline), see [`checkpoint::signed_message`]. Without a signing key `sig` is absent. A
 //! checkpoint names a record that must exist with that hash: cutting records off the end of
 //! the log past a checkpoint is detected, and with the public key, so is forging a checkpoint.
 //! A copy of `checkpoints.jsonl` kept elsewhere (a witness) catches someone who rewrote both.
+//!
+//! # Archiving
+//!
+//! The oldest files may be moved away (at ~570 bytes a record, a busy gateway fills a 64 MiB
+//! file every few seconds). The writer never needs them, and since each file's last record is
+//! checkpointed when the next file starts, `popgate audit verify --archived` checks what is
+//! left: the first file left must continue the chain from a checkpoint of the record before
+//! it. Keep `checkpoints.jsonl` whole; archive files only from the oldest end.
 //!
 //! `popgate audit verify` checks signatures only when given the public key (`--pubkey`, the
 //! 64 hex digits of `certs/audit.pub`): a key found next to the log would prove nothing, since

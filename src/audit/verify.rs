@@ -22,6 +22,9 @@ pub struct VerifyOptions {
     /// Checks checkpoint signatures when given; without it signatures are not checked (and the
     /// report says so), because a key found next to the log proves nothing.
     pub pubkey: Option<PublicKey>,
+    /// The oldest files were archived on purpose: the log may start after seq 1, provided a
+    /// checkpoint of the record before its first one vouches for that record's `prev`.
+    pub archived: bool,
 }
 
 /// One thing wrong, located as precisely as possible.
@@ -56,6 +59,9 @@ pub struct VerifyReport {
     pub files: usize,
     /// The last record that checked out.
     pub head: Option<Head>,
+    /// With [`VerifyOptions::archived`]: the first seq present, when records before it were
+    /// archived (and anchored by a checkpoint).
+    pub starts_at: Option<u64>,
     /// Checkpoints found (the log's own and the witness's).
     pub checkpoints: usize,
     pub signatures_checked: bool,
@@ -185,7 +191,7 @@ pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
 
     let files = scan::list_files(&opts.dir)?;
     rep.files = files.len();
-    let chain_problem = scan_chain(&files, &expect, &mut rep)?;
+    let chain_problem = scan_chain(&files, &expect, opts.archived, &mut rep)?;
     let chain_ok = chain_problem.is_none();
     rep.problems.extend(chain_problem);
 
@@ -212,6 +218,14 @@ pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
         }
     }
     rep.problems.extend(cp_problems);
+    if let Some(first) = rep.starts_at {
+        let older = expect.range(..first - 1).count();
+        if older > 0 {
+            rep.notes.push(format!(
+                "{older} checkpoint(s) name archived records (before seq {first}) and were not checked against them"
+            ));
+        }
+    }
 
     if rep.checkpoints == 0 && rep.records > 0 {
         rep.notes
@@ -370,6 +384,7 @@ fn check_file(
 fn scan_chain(
     files: &[scan::LogFile],
     expect: &BTreeMap<u64, Vec<Expect>>,
+    archived: bool,
     rep: &mut VerifyReport,
 ) -> io::Result<Option<Problem>> {
     let checks = scan::par_map(files, |f| {
@@ -379,12 +394,22 @@ fn scan_chain(
     let mut head = Head::EMPTY;
     for (fi, (file, fc)) in files.iter().zip(checks).enumerate() {
         let fc = fc?;
+        if fi == 0 && archived && file.first_seq > 1 {
+            match archive_anchor(file, &fc, expect) {
+                Ok((anchor, note)) => {
+                    head = anchor;
+                    rep.starts_at = Some(file.first_seq);
+                    rep.notes.push(note);
+                }
+                Err(p) => return Ok(Some(p)),
+            }
+        }
         if file.first_seq != head.seq + 1 {
             let what = if file.first_seq == 0 {
                 "the file is named for seq 0, but seq starts at 1".to_string()
             } else if fi == 0 {
                 format!(
-                    "the log starts at seq {}: records 1..{} are missing",
+                    "the log starts at seq {}: records 1..{} are missing (if older files were archived on purpose, pass --archived)",
                     file.first_seq,
                     file.first_seq - 1
                 )
@@ -432,6 +457,46 @@ fn scan_chain(
         }
     }
     Ok(None)
+}
+
+/// With `--archived`: the chain head just before the first file present, vouched for by a
+/// checkpoint of that record (the writer checkpoints every file's last record as it starts the
+/// next). Without one, archiving cannot be told apart from deleting the start of the log.
+fn archive_anchor(
+    file: &scan::LogFile,
+    fc: &FileCheck,
+    expect: &BTreeMap<u64, Vec<Expect>>,
+) -> Result<(Head, String), Problem> {
+    let before = file.first_seq - 1;
+    let problem = |what: String| Problem {
+        file: file.name(),
+        line: 1,
+        seq: Some(file.first_seq),
+        what,
+    };
+    let Some((_, prev)) = &fc.first else {
+        // Its first line is not a record that checks out: that is the problem to report.
+        return Err(fc.problem.clone().unwrap_or_else(|| {
+            problem("the first file holds no record to anchor to a checkpoint".into())
+        }));
+    };
+    let checkpoints = expect.get(&before).map(Vec::as_slice).unwrap_or_default();
+    if let Some(e) = checkpoints.iter().find(|e| e.hash != *prev) {
+        return Err(problem(format!(
+            "the first record's prev differs from the hash {} line {} checkpointed for seq {before}: the log's start was replaced",
+            e.file, e.line
+        )));
+    }
+    let (Some(e), Some(hash)) = (checkpoints.first(), chain::from_hex32(prev.as_bytes())) else {
+        return Err(problem(format!(
+            "records 1..{before} are not here and no checkpoint of seq {before} vouches for the first record: archiving cannot be told apart from deleting the start of the log (verify the archive and this directory together instead)"
+        )));
+    };
+    let note = format!(
+        "records 1..{before} are archived and were not checked; the log here starts at seq {}, anchored by {} line {} (the checkpoint of seq {before})",
+        file.first_seq, e.file, e.line
+    );
+    Ok((Head { seq: before, hash }, note))
 }
 
 #[cfg(test)]

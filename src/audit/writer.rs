@@ -712,9 +712,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts the file for the record `first_seq`.
+    /// Starts the file for the record `first_seq`, after a checkpoint of the last record of
+    /// the file left behind: an operator may then archive any run of the oldest files, and
+    /// `popgate audit verify --archived` anchors what is left to that signed checkpoint.
     fn roll(&mut self, first_seq: u64) -> Result<(), String> {
         self.sync_log()?;
+        self.checkpoint()?;
         let path = self.dir.join(scan::file_name(first_seq));
         self.file = None;
         self.sync_file = None;

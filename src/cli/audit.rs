@@ -83,6 +83,11 @@ pub struct VerifyArgs {
     /// checkpoint signatures are not checked (the output says so).
     #[arg(long, value_name = "FILE")]
     pub pubkey: Option<PathBuf>,
+    /// The oldest files were moved away on purpose: check the log from its first file present,
+    /// which must continue from a checkpoint of the record before it (popgate writes one for
+    /// each file's last record). Give --pubkey too, or that checkpoint's signature is not checked.
+    #[arg(long)]
+    pub archived: bool,
 }
 
 #[derive(Args, Debug)]
@@ -478,6 +483,7 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         dir: a.dir.clone(),
         witness: a.checkpoint,
         pubkey,
+        archived: a.archived,
     })
     .with_context(|| format!("reading {}", a.dir.display()))?;
     for n in &rep.notes {
@@ -494,9 +500,13 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 )
             })
             .unwrap_or_else(|| "empty".into());
+        let from = rep
+            .starts_at
+            .map(|s| format!(" from seq {s} (older records archived)"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "intact: {} record(s) in {} file(s), {head}; {} checkpoint(s), signatures {}",
+            "intact: {} record(s){from} in {} file(s), {head}; {} checkpoint(s), signatures {}",
             rep.records,
             rep.files,
             rep.checkpoints,
