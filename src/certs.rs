@@ -135,6 +135,8 @@ pub enum CertError {
     NotIssued { dir: PathBuf, id: String },
     #[error("{} exists but is not recorded in {INDEX_FILE}: move it away or choose another id", path.display())]
     FileInTheWay { path: PathBuf },
+    #[error("{}: {reason}", path.display())]
+    AuditKeyPath { path: PathBuf, reason: String },
     #[error(
         "{} is damaged or missing ({reason}): it records every issued and revoked certificate and the CRL is \
          rebuilt from it, so restore it from a backup rather than deleting it",
@@ -848,6 +850,34 @@ pub fn init_with_hosts(dir: &Path, hosts: &[&str]) -> Result<Vec<PathBuf>, CertE
         written.push(path);
     }
     Ok(written)
+}
+
+/// A new audit signing key at `key` (PKCS#8 PEM, mode 0600) and its public key as hex beside
+/// it (`key` with the extension `.pub`), for rotating the key (OPERATIONS.md §8.3.2). Refuses
+/// to overwrite either: an audit key replaced by mistake can no longer be told from a forger.
+pub fn new_audit_key(key: &Path) -> Result<(PathBuf, PathBuf), CertError> {
+    let public = key.with_extension("pub");
+    if public == key {
+        return Err(CertError::AuditKeyPath {
+            path: key.to_owned(),
+            reason:
+                "must not end in .pub: that name is for its public key (use e.g. audit-2027.key)"
+                    .into(),
+        });
+    }
+    for path in [key, public.as_path()] {
+        if path.exists() {
+            return Err(CertError::AuditKeyPath {
+                path: path.to_owned(),
+                reason: "exists already; an audit key is never overwritten: choose another name"
+                    .into(),
+            });
+        }
+    }
+    let (pem, hex) = audit_key()?;
+    write_atomic(key, pem.as_bytes(), Secrecy::Private)?;
+    write_atomic(&public, hex.as_bytes(), Secrecy::Public)?;
+    Ok((key.to_owned(), public))
 }
 
 /// A fresh Ed25519 key for signing audit checkpoints: the PKCS#8 document exactly as ring

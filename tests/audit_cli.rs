@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use popgate::audit::checkpoint::{self, CHECKPOINT_FILE};
+use popgate::audit::checkpoint::{self, CHECKPOINT_FILE, Checkpoint, Signer};
 use popgate::audit::scan;
 use popgate::audit::{AuditEvent, AuditLog, AuditOptions, Outcome};
 
@@ -467,6 +467,106 @@ fn archived_files_verify_from_the_checkpoint_of_the_record_before() {
     );
     assert!(
         out.contains(&second) && out.contains("line 1") && out.contains("hash"),
+        "{out}"
+    );
+}
+
+/// The signing key is rotated with `certs audit-key` and a restart: `audit verify` takes every
+/// key in use since the log began, oldest first, and refuses a checkpoint signed by a retired
+/// key after its successor took over.
+#[test]
+fn a_rotated_signing_key_verifies_with_both_keys_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, old_pub) = build_log(root.path(), 40);
+    let old = old_pub.to_str().unwrap();
+
+    // A new key, never over an existing one.
+    let new_key = root.path().join("audit-2027.key");
+    let out = popgate(&["certs", "audit-key", "--out", new_key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let new_pub = root.path().join("audit-2027.pub");
+    let hex = fs::read_to_string(&new_pub).unwrap();
+    assert!(
+        hex.trim().len() == 64 && hex.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hex:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&new_key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let before = fs::read(&new_key).unwrap();
+    let again = popgate(&["certs", "audit-key", "--out", new_key.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists already"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(fs::read(&new_key).unwrap(), before, "not overwritten");
+    let bad = popgate(&["certs", "audit-key", "--out", new_pub.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains(".pub"), "{}", text(&bad.stderr));
+
+    // The gateway restarted with the new key goes on signing with it.
+    let mut o = AuditOptions::new(&dir);
+    o.roll_bytes = 2400;
+    o.checkpoint_every = 10;
+    o.signing_key = Some(new_key.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = AuditLog::open(o).unwrap();
+        for i in 41..=60 {
+            assert_eq!(log.append(event(i)).await.unwrap(), i);
+        }
+        log.shutdown().await.unwrap();
+    });
+    let new = new_pub.to_str().unwrap();
+
+    let (code, out) = verify(&dir, &["--pubkey", old, "--pubkey", new]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("intact: 60 record(s)") && out.contains("signatures verified"),
+        "{out}"
+    );
+    for keys in [vec!["--pubkey", old], vec!["--pubkey", new]] {
+        let (code, out) = verify(&dir, &keys);
+        assert_eq!(code, 1, "one key alone: {out}");
+        assert!(
+            out.contains("does not verify with the given public key"),
+            "{out}"
+        );
+    }
+    let (code, out) = verify(&dir, &["--pubkey", new, "--pubkey", old]);
+    assert_eq!(code, 1, "newest first: {out}");
+    assert!(out.contains("a retired key signed it"), "{out}");
+
+    // Someone holding the old key re-signs the last checkpoint with it.
+    let old_signer = Signer::from_pem_file(&root.path().join("audit.key")).unwrap();
+    let path = dir.join(CHECKPOINT_FILE);
+    let mut lines = lines_of(&path);
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let (seq, hash, ts) = (
+        last["seq"].as_u64().unwrap(),
+        last["hash"].as_str().unwrap().to_string(),
+        last["ts"].as_str().unwrap().to_string(),
+    );
+    let forged = Checkpoint {
+        seq,
+        hash: hash.clone(),
+        ts: ts.clone(),
+        sig: Some(old_signer.sign(seq, &hash, &ts)),
+    };
+    *lines.last_mut().unwrap() = String::from_utf8(forged.to_line())
+        .unwrap()
+        .trim_end()
+        .to_string();
+    write_lines(&path, &lines);
+    let (code, out) = verify(&dir, &["--pubkey", old, "--pubkey", new]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("(seq {seq})")) && out.contains("a retired key signed it"),
         "{out}"
     );
 }

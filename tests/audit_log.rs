@@ -287,7 +287,7 @@ async fn checkpoints_are_signed_every_n_records_and_at_shutdown() {
     let rep = verify(&VerifyOptions {
         dir: logdir,
         witness: None,
-        pubkey: Some(pk),
+        pubkeys: vec![pk],
         archived: false,
     })
     .unwrap();

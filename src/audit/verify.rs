@@ -19,9 +19,12 @@ pub struct VerifyOptions {
     pub dir: PathBuf,
     /// An operator's earlier copy of `checkpoints.jsonl` (or of some of its lines).
     pub witness: Option<PathBuf>,
-    /// Checks checkpoint signatures when given; without it signatures are not checked (and the
-    /// report says so), because a key found next to the log proves nothing.
-    pub pubkey: Option<PublicKey>,
+    /// Checks checkpoint signatures when given; without them signatures are not checked (and
+    /// the report says so), because a key found next to the log proves nothing. Every key the
+    /// gateway has signed with since the log began, oldest first: each checkpoint must verify
+    /// with one of them, and never with an older key than an earlier checkpoint did (a retired
+    /// key cannot vouch for what its successor signed).
+    pub pubkeys: Vec<PublicKey>,
     /// The oldest files were archived on purpose: the log may start after seq 1, provided a
     /// checkpoint of the record before its first one vouches for that record's `prev`.
     pub archived: bool,
@@ -95,7 +98,7 @@ fn sniff_seq(line: &[u8]) -> Option<u64> {
 fn load_checkpoints(
     path: &Path,
     label: &str,
-    pubkey: Option<&PublicKey>,
+    pubkeys: &[PublicKey],
     expect: &mut BTreeMap<u64, Vec<Expect>>,
     problems: &mut Vec<Problem>,
     notes: &mut Vec<String>,
@@ -108,6 +111,7 @@ fn load_checkpoints(
         ));
     }
     let mut last_seq = 0;
+    let mut newest_key = 0;
     let mut n = 0;
     for l in cf.lines {
         let problem = |what: String, seq: Option<u64>| Problem {
@@ -126,16 +130,31 @@ fn load_checkpoints(
         n += 1;
         // A checkpoint that fails its signature is reported and then ignored: it must not be
         // used to judge the records.
-        if let Some(pk) = pubkey {
+        if !pubkeys.is_empty() {
             if cp.sig.is_none() {
                 problems.push(problem("checkpoint is not signed".into(), Some(cp.seq)));
                 continue;
-            } else if !pk.verifies(&cp) {
-                problems.push(problem(
-                    "checkpoint signature does not verify with the given public key (forged or altered)".into(),
-                    Some(cp.seq),
-                ));
-                continue;
+            }
+            match pubkeys.iter().position(|pk| pk.verifies(&cp)) {
+                None => {
+                    problems.push(problem(
+                        "checkpoint signature does not verify with the given public key(s) (forged or altered, or signed by a key not given)".into(),
+                        Some(cp.seq),
+                    ));
+                    continue;
+                }
+                Some(k) if k < newest_key => {
+                    problems.push(problem(
+                        format!(
+                            "checkpoint signed by --pubkey number {} after one signed by its successor, number {}: a retired key signed it (stolen?)",
+                            k + 1,
+                            newest_key + 1
+                        ),
+                        Some(cp.seq),
+                    ));
+                    continue;
+                }
+                Some(k) => newest_key = k,
             }
         }
         if cp.seq <= last_seq {
@@ -158,7 +177,7 @@ fn load_checkpoints(
 /// everything wrong with the contents is in the report.
 pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
     let mut rep = VerifyReport {
-        signatures_checked: opts.pubkey.is_some(),
+        signatures_checked: !opts.pubkeys.is_empty(),
         ..VerifyReport::default()
     };
     let mut expect: BTreeMap<u64, Vec<Expect>> = BTreeMap::new();
@@ -166,7 +185,7 @@ pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
     rep.checkpoints += load_checkpoints(
         &opts.dir.join(CHECKPOINT_FILE),
         CHECKPOINT_FILE,
-        opts.pubkey.as_ref(),
+        &opts.pubkeys,
         &mut expect,
         &mut cp_problems,
         &mut rep.notes,
@@ -182,7 +201,7 @@ pub fn verify(opts: &VerifyOptions) -> io::Result<VerifyReport> {
         rep.checkpoints += load_checkpoints(
             w,
             &label,
-            opts.pubkey.as_ref(),
+            &opts.pubkeys,
             &mut expect,
             &mut cp_problems,
             &mut rep.notes,

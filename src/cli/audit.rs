@@ -80,9 +80,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// The audit public key: a file with 64 hex digits (`certs/audit.pub`). Without it,
-    /// checkpoint signatures are not checked (the output says so).
+    /// checkpoint signatures are not checked (the output says so). After the signing key was
+    /// rotated, give every key used since the log began, oldest first (repeat the option).
     #[arg(long, value_name = "FILE")]
-    pub pubkey: Option<PathBuf>,
+    pub pubkey: Vec<PathBuf>,
     /// The oldest files were moved away on purpose: check the log from its first file present,
     /// which must continue from a checkpoint of the record before it (popgate writes one for
     /// each file's last record). Give --pubkey too, or that checkpoint's signature is not checked.
@@ -468,11 +469,11 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     if !a.dir.is_dir() {
         bail!("--dir {}: no such directory", a.dir.display());
     }
-    let pubkey = a
+    let pubkeys = a
         .pubkey
-        .as_deref()
-        .map(PublicKey::from_hex_file)
-        .transpose()
+        .iter()
+        .map(|p| PublicKey::from_hex_file(p))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--pubkey {e}"))?;
     if let Some(w) = &a.checkpoint
         && !w.is_file()
@@ -482,7 +483,7 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let rep = verify(&VerifyOptions {
         dir: a.dir.clone(),
         witness: a.checkpoint,
-        pubkey,
+        pubkeys,
         archived: a.archived,
     })
     .with_context(|| format!("reading {}", a.dir.display()))?;

@@ -29,6 +29,16 @@ enum CertsCommand {
     Sign(SignArgs),
     /// List the client certificates issued from DIR.
     List(ListArgs),
+    /// Create a new audit signing key (to rotate it): FILE and its public key FILE.pub beside it.
+    AuditKey(AuditKeyArgs),
+}
+
+#[derive(Args)]
+struct AuditKeyArgs {
+    /// Where to write the private key (mode 0600), e.g. /etc/popgate/audit-2027.key; the public
+    /// key goes beside it with the extension .pub. Neither may exist.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -98,6 +108,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
         CertsCommand::Revoke(a) => revoke(a),
         CertsCommand::Sign(a) => sign(a),
         CertsCommand::List(a) => list(a),
+        CertsCommand::AuditKey(a) => audit_key(a),
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -144,6 +155,24 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     println!(
         "next: issue a client certificate with `popgate certs issue --dir {} --id viettel`",
         args.dir.display()
+    );
+    Ok(())
+}
+
+fn audit_key(args: AuditKeyArgs) -> anyhow::Result<()> {
+    let (key, public) = certs::new_audit_key(&args.out)?;
+    println!(
+        "  {}  Ed25519 key that signs audit checkpoints (mode 0600)",
+        key.display()
+    );
+    println!(
+        "  {}  its public key, hex: give it to whoever checks the audit log",
+        public.display()
+    );
+    println!(
+        "next: set [audit] signing_key = {:?} and restart; verify with every key in use since the log began,          oldest first: `popgate audit verify --pubkey OLD.pub --pubkey {}`",
+        key.display().to_string(),
+        public.display()
     );
     Ok(())
 }
