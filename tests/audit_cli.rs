@@ -49,22 +49,28 @@ fn build_log(root: &Path, n: u64) -> (PathBuf, PathBuf) {
     let pubkey = root.join("audit.pub");
     fs::write(&pubkey, format!("{pub_hex}\n")).unwrap();
     let dir = root.join("audit");
-    let mut o = AuditOptions::new(&dir);
+    append(&dir, &key, 1..=n);
+    (dir, pubkey)
+}
+
+/// Opens the log in `dir` as the gateway would (files of about five records, a checkpoint
+/// every 10, signed with `key`), appends `seqs` and shuts it down.
+fn append(dir: &Path, key: &Path, seqs: std::ops::RangeInclusive<u64>) {
+    let mut o = AuditOptions::new(dir);
     o.roll_bytes = 2400;
     o.checkpoint_every = 10;
-    o.signing_key = Some(key);
+    o.signing_key = Some(key.to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let log = AuditLog::open(o).unwrap();
-        for i in 1..=n {
+        for i in seqs {
             assert_eq!(log.append(event(i)).await.unwrap(), i);
         }
         log.shutdown().await.unwrap();
     });
-    (dir, pubkey)
 }
 
 fn popgate(args: &[&str]) -> Output {
@@ -359,21 +365,7 @@ fn archived_files_verify_from_the_checkpoint_of_the_record_before() {
     for f in &all[..2] {
         fs::remove_file(dir.join(name(f))).unwrap();
     }
-    let mut o = AuditOptions::new(&dir);
-    o.roll_bytes = 2400;
-    o.checkpoint_every = 10;
-    o.signing_key = Some(root.path().join("audit.key"));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let log = AuditLog::open(o).unwrap();
-        for i in 41..=50 {
-            assert_eq!(log.append(event(i)).await.unwrap(), i);
-        }
-        log.shutdown().await.unwrap();
-    });
+    append(&dir, &root.path().join("audit.key"), 41..=50);
     let first = scan::parse_file_name(&name(&all[2])).unwrap();
     let (code, out) = verify(&dir, &["--pubkey", pk, "--archived"]);
     assert_eq!(code, 0, "{out}");
@@ -507,21 +499,7 @@ fn a_rotated_signing_key_verifies_with_both_keys_in_order() {
     assert!(text(&bad.stderr).contains(".pub"), "{}", text(&bad.stderr));
 
     // The gateway restarted with the new key goes on signing with it.
-    let mut o = AuditOptions::new(&dir);
-    o.roll_bytes = 2400;
-    o.checkpoint_every = 10;
-    o.signing_key = Some(new_key.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let log = AuditLog::open(o).unwrap();
-        for i in 41..=60 {
-            assert_eq!(log.append(event(i)).await.unwrap(), i);
-        }
-        log.shutdown().await.unwrap();
-    });
+    append(&dir, &new_key, 41..=60);
     let new = new_pub.to_str().unwrap();
 
     let (code, out) = verify(&dir, &["--pubkey", old, "--pubkey", new]);
