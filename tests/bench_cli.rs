@@ -239,7 +239,26 @@ fn interleave_alternates_slices_between_two_running_servers() {
     for p in [base, gw] {
         assert_eq!(p["duration_secs"], 1.0, "{p}");
         assert_eq!(p["cpu"]["window"], "measured slices only", "{p}");
+        // The split by thread adds up to the process's CPU per call.
+        let t = &p["cpu"]["by_thread"];
+        let us = |k: &str| t[k].as_f64().unwrap();
+        assert!(
+            us("server_us") > 0.0 && us("load_generator_us") > 0.0,
+            "{p}"
+        );
+        let sum = us("server_us") + us("load_generator_us") + us("audit_us") + us("other_us");
+        let total = p["cpu"]["us_per_call"].as_f64().unwrap();
+        assert!(
+            sum > 0.75 * total && sum < 1.25 * total,
+            "{sum} of {total}: {p}"
+        );
     }
+    // The audit writer works in the gateway's slices only.
+    let audit_us = |p: &Value| p["cpu"]["by_thread"]["audit_us"].as_f64().unwrap();
+    assert!(
+        audit_us(gw) > 0.0 && audit_us(base) < 0.2 * audit_us(gw),
+        "{base} {gw}"
+    );
     // The gateway's audit counted its own slices' records only, none of the baseline's, over
     // the same seconds as its calls: one record per call.
     let audit = &gw["audit"];

@@ -306,9 +306,14 @@ fn run_remote(
         for i in 0..opts.connections {
             channels.push(connect(addr, server_name, &identities[i % identities.len()]).await?);
         }
-        let (cpu_before, started) = (report::process_cpu(), Instant::now());
+        let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         let (tally, secs, calls) = measure(&channels, &opts.spec(), "remote", opts.progress).await;
-        let cpu = CpuFigures::between(cpu_before, report::process_cpu(), started.elapsed(), calls);
+        let cpu = CpuFigures::between(
+            &cpu_before,
+            &report::CpuSample::now(),
+            started.elapsed(),
+            calls,
+        );
         Ok::<_, BenchError>((tally, secs, cpu))
     })?;
     if fixed_answers {
@@ -707,9 +712,10 @@ struct Side<'a> {
     running: Running,
     channels: Vec<Channel>,
     tally: Tally,
-    /// Calls finished, process CPU time and wall time over this side's measured slices.
+    /// Calls finished, CPU time (the process's and by thread) and wall time over this side's
+    /// measured slices.
     calls: u64,
-    cpu: Option<Duration>,
+    cpu: Option<report::CpuUse>,
     wall: Duration,
     /// The gateway's audit counters summed over the slices.
     audit: crate::audit::AuditStats,
@@ -778,7 +784,7 @@ fn run_interleaved(
             channels,
             tally: Tally::new(),
             calls: 0,
-            cpu: Some(Duration::ZERO),
+            cpu: Some(report::CpuUse::default()),
             wall: Duration::ZERO,
             audit: Default::default(),
         });
@@ -795,7 +801,7 @@ fn run_interleaved(
         };
         let done = Arc::new(AtomicU64::new(0));
         let audit_before = side.running.gateway.as_ref().map(|g| g.audit().stats());
-        let (cpu_before, started) = (report::process_cpu(), Instant::now());
+        let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
         if let Some(b) = &bar {
             b.inc(len.as_millis() as u64);
@@ -806,8 +812,14 @@ fn run_interleaved(
         side.wall += started.elapsed();
         side.cpu = side
             .cpu
-            .zip(report::process_cpu().zip(cpu_before))
-            .and_then(|(sum, (after, before))| Some(sum + after.checked_sub(before)?));
+            .zip(report::CpuUse::between(
+                &cpu_before,
+                &report::CpuSample::now(),
+            ))
+            .map(|(mut sum, used)| {
+                sum.add(&used);
+                sum
+            });
         side.calls += done.load(Ordering::Relaxed);
         side.tally.merge(&tally);
         if let (Some(g), Some(before)) = (&side.running.gateway, audit_before) {
@@ -853,7 +865,7 @@ fn run_interleaved(
         );
         phase.cpu = side
             .cpu
-            .map(|used| CpuFigures::over(used, side.wall, side.calls, report::MEASURED_SLICES));
+            .map(|used| CpuFigures::over(&used, side.wall, side.calls, report::MEASURED_SLICES));
         if is_gateway {
             // Over the same seconds as requests/s: the wall time also holds each slice's
             // drain (its last calls, counted in requests/s too), which at a thousand calls in
@@ -984,7 +996,7 @@ async fn run_stage(
             loads.push((load, channels));
         }
         let audit_before = running.gateway.as_ref().map(|g| g.audit().stats());
-        let (cpu_before, started) = (report::process_cpu(), Instant::now());
+        let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
             .into_iter()
@@ -1014,7 +1026,7 @@ async fn run_stage(
             ));
         }
         let wall = started.elapsed();
-        let cpu = CpuFigures::between(cpu_before, report::process_cpu(), wall, calls);
+        let cpu = CpuFigures::between(&cpu_before, &report::CpuSample::now(), wall, calls);
         let audit = match (&running.gateway, audit_before) {
             (Some(g), Some(before)) => Some(report::AuditFigures::between(
                 &before,

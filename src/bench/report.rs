@@ -71,27 +71,157 @@ pub struct CpuFigures {
     pub us_per_call: f64,
     /// Process CPU time per second of the step: how many cores it kept busy.
     pub cores_busy: f64,
+    /// The CPU per call split by what the threads do; `None` where threads' times cannot be
+    /// read. It says where a difference between two phases lies without a profiler.
+    pub by_thread: Option<ThreadShare>,
     /// The time these figures cover ([`WHOLE_STEP`] or [`MEASURED_SLICES`]).
     pub window: &'static str,
+}
+
+/// µs of CPU per call by thread kind. In a `--dev` run the server, the load generator and the
+/// audit writer share the process, and the idle side of an interleaved run costs next to
+/// nothing, so each phase's figures are its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadShare {
+    /// The server runtime's workers and blocking threads: TLS, HTTP/2, tonic, the gateway.
+    pub server_us: f64,
+    /// The load generator's runtime.
+    pub load_generator_us: f64,
+    /// The audit writer and its sync thread.
+    pub audit_us: f64,
+    /// Everything else: the main thread, the store's threads, logging.
+    pub other_us: f64,
+}
+
+/// CPU time so far of this process's threads, summed by kind (Linux: each thread's
+/// `/proc/self/task/<tid>/schedstat`, in ns). A thread that ended is no longer counted, so the
+/// kinds may sum to a little less than the process's time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadCpu {
+    server: Duration,
+    load: Duration,
+    audit: Duration,
+    other: Duration,
+}
+
+impl ThreadCpu {
+    /// `None` where `/proc/self/task` cannot be read.
+    pub fn now() -> Option<ThreadCpu> {
+        let mut t = ThreadCpu::default();
+        for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let dir = entry.path();
+            // A thread may end between listing and reading: skip it.
+            let (Ok(comm), Ok(stat)) = (
+                std::fs::read_to_string(dir.join("comm")),
+                std::fs::read_to_string(dir.join("schedstat")),
+            ) else {
+                continue;
+            };
+            let Some(ns) = stat.split_whitespace().next().and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            let kind = match comm.trim_end() {
+                n if n.starts_with("bench-server") => &mut t.server,
+                n if n.starts_with("bench-client") => &mut t.load,
+                n if n.starts_with("popgate-audit") => &mut t.audit,
+                _ => &mut t.other,
+            };
+            *kind += Duration::from_nanos(ns);
+        }
+        Some(t)
+    }
+
+    fn since(&self, before: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            server: self.server.saturating_sub(before.server),
+            load: self.load.saturating_sub(before.load),
+            audit: self.audit.saturating_sub(before.audit),
+            other: self.other.saturating_sub(before.other),
+        }
+    }
+
+    fn add(&mut self, more: &ThreadCpu) {
+        self.server += more.server;
+        self.load += more.load;
+        self.audit += more.audit;
+        self.other += more.other;
+    }
+}
+
+/// The process's and its threads' CPU time at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    process: Option<Duration>,
+    threads: Option<ThreadCpu>,
+}
+
+impl CpuSample {
+    pub fn now() -> CpuSample {
+        CpuSample {
+            process: process_cpu(),
+            threads: ThreadCpu::now(),
+        }
+    }
+}
+
+/// CPU time used between samples, summed over an interleaved side's slices.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuUse {
+    process: Duration,
+    threads: Option<ThreadCpu>,
+}
+
+impl Default for CpuUse {
+    fn default() -> CpuUse {
+        CpuUse {
+            process: Duration::ZERO,
+            threads: Some(ThreadCpu::default()),
+        }
+    }
+}
+
+impl CpuUse {
+    /// `None` where the process's CPU time cannot be read (not Linux).
+    pub fn between(before: &CpuSample, after: &CpuSample) -> Option<CpuUse> {
+        Some(CpuUse {
+            process: after.process?.checked_sub(before.process?)?,
+            threads: after.threads.zip(before.threads).map(|(a, b)| a.since(&b)),
+        })
+    }
+
+    pub fn add(&mut self, more: &CpuUse) {
+        self.process += more.process;
+        self.threads = self.threads.zip(more.threads).map(|(mut t, m)| {
+            t.add(&m);
+            t
+        });
+    }
 }
 
 impl CpuFigures {
     /// `None` where the process's CPU time cannot be read (not Linux).
     pub fn between(
-        before: Option<Duration>,
-        after: Option<Duration>,
+        before: &CpuSample,
+        after: &CpuSample,
         wall: Duration,
         calls: u64,
     ) -> Option<CpuFigures> {
-        let used = after?.checked_sub(before?)?;
-        Some(CpuFigures::over(used, wall, calls, WHOLE_STEP))
+        let used = CpuUse::between(before, after)?;
+        Some(CpuFigures::over(&used, wall, calls, WHOLE_STEP))
     }
 
     /// `used` CPU time over `wall` time for `calls` finished calls.
-    pub fn over(used: Duration, wall: Duration, calls: u64, window: &'static str) -> CpuFigures {
+    pub fn over(used: &CpuUse, wall: Duration, calls: u64, window: &'static str) -> CpuFigures {
+        let per_call = |d: Duration| d.as_secs_f64() * 1e6 / (calls.max(1) as f64);
         CpuFigures {
-            us_per_call: used.as_secs_f64() * 1e6 / (calls.max(1) as f64),
-            cores_busy: used.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            us_per_call: per_call(used.process),
+            cores_busy: used.process.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            by_thread: used.threads.map(|t| ThreadShare {
+                server_us: per_call(t.server),
+                load_generator_us: per_call(t.load),
+                audit_us: per_call(t.audit),
+                other_us: per_call(t.other),
+            }),
             window,
         }
     }
@@ -354,9 +484,19 @@ impl Report {
                 );
             }
             if let Some(c) = &p.cpu {
+                let split = c
+                    .by_thread
+                    .as_ref()
+                    .map(|t| {
+                        format!(
+                            " (server {:.1}, load generator {:.1}, audit {:.1}, other {:.1})",
+                            t.server_us, t.load_generator_us, t.audit_us, t.other_us
+                        )
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "{:<16} cpu: {:.1} µs per call, {:.2} cores busy (this process, {})",
+                    "{:<16} cpu: {:.1} µs per call{split}, {:.2} cores busy (this process, {})",
                     "", c.us_per_call, c.cores_busy, c.window
                 );
             }
