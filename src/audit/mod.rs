@@ -59,6 +59,13 @@
 //! the log past a checkpoint is detected, and with the public key, so is forging a checkpoint.
 //! A copy of `checkpoints.jsonl` kept elsewhere (a witness) catches someone who rewrote both.
 //!
+//! `popgate audit verify` checks signatures only when given the public key (`--pubkey`, the
+//! 64 hex digits of `certs/audit.pub`; after the key was rotated, every key since the log
+//! began, oldest first, and a checkpoint signed by an older key than an earlier checkpoint
+//! fails): a key found next to the log would prove nothing, since whoever rewrote the log
+//! could have replaced it too. Without `--pubkey` it still holds the chain to every
+//! checkpoint, and says that signatures were not checked.
+//!
 //! # Archiving
 //!
 //! The oldest files may be moved away (at ~570 bytes a record, a busy gateway fills a 64 MiB
@@ -66,11 +73,6 @@
 //! checkpointed when the next file starts, `popgate audit verify --archived` checks what is
 //! left: the first file left must continue the chain from a checkpoint of the record before
 //! it. Keep `checkpoints.jsonl` whole; archive files only from the oldest end.
-//!
-//! `popgate audit verify` checks signatures only when given the public key (`--pubkey`, the
-//! 64 hex digits of `certs/audit.pub`): a key found next to the log would prove nothing, since
-//! whoever rewrote the log could have replaced it too. Without `--pubkey` it still holds the
-//! chain to every checkpoint, and says that signatures were not checked.
 //!
 //! # Recovery and failure
 //!
