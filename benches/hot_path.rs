@@ -9,20 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
 use popgate::cache::ReuseCache;
-use popgate::fields::{Field, project};
+use popgate::citizen::{Citizen, LifeStatus, Sex};
+use popgate::clock::Clock;
+use popgate::fields::Field;
+use popgate::grpc::convert;
 use popgate::id::{CitizenId, IdSex};
-use popgate::limits::{ClientLimit, Limits};
+use popgate::limits::local::{LocalRate, LocalRates};
+use popgate::limits::{Limits, Rate};
 use popgate::matching::{Mode, normalize, text_matches};
-use popgate::pb::Citizen;
-use popgate::store::{SledStore, Store};
+use popgate::store::{Loader, SledStore, Store};
 
 fn sample(id: CitizenId) -> Citizen {
     Citizen {
-        citizen_id: id.to_string(),
+        id,
         full_name: "Nguyễn Thị Thu Hương".into(),
         date_of_birth: "1987-03-14".into(),
-        sex: 2,
+        sex: Sex::Female,
         place_of_origin: "Xã Yên Lư, Huyện Yên Dũng, Bắc Giang".into(),
         permanent_address: "Số 18, Ngõ 42, Phường Láng Hạ, Quận Đống Đa, Hà Nội".into(),
         current_address: "Số 18, Ngõ 42, Phường Láng Hạ, Quận Đống Đa, Hà Nội".into(),
@@ -32,9 +36,9 @@ fn sample(id: CitizenId) -> Citizen {
         card_issued_on: "2021-06-02".into(),
         card_expires_on: "2027-03-14".into(),
         household_head_id: id.to_string(),
-        life_status: 1,
+        life_status: LifeStatus::Alive,
         version: 1,
-        updated_at: None,
+        updated_at: std::time::SystemTime::UNIX_EPOCH,
     }
 }
 
@@ -54,10 +58,10 @@ fn projection(c: &mut Criterion) {
         .collect();
     let all = Field::ALL.into_iter().collect();
     c.bench_function("project_2_fields", |b| {
-        b.iter(|| project(black_box(&record), two))
+        b.iter(|| convert::citizen(black_box(&record), two))
     });
     c.bench_function("project_all_fields", |b| {
-        b.iter(|| project(black_box(&record), all))
+        b.iter(|| convert::citizen(black_box(&record), all))
     });
 }
 
@@ -90,7 +94,7 @@ fn matching(c: &mut Criterion) {
 }
 
 fn cache(c: &mut Criterion) {
-    let cache = ReuseCache::new(200_000, Duration::from_secs(300));
+    let cache = ReuseCache::new(200_000, Duration::from_secs(300), Clock::system());
     let ids: Vec<CitizenId> = (0..100_000)
         .map(|i| CitizenId::from_parts(1, 1987, IdSex::Male, i))
         .collect();
@@ -107,11 +111,15 @@ fn cache(c: &mut Criterion) {
 }
 
 fn limiter(c: &mut Criterion) {
-    let limit = ClientLimit::new(1_000_000_000, 1_000_000_000);
+    let clock = Clock::system();
+    let limit = LocalRate::new(&clock, 1_000_000_000, 1_000_000_000);
     c.bench_function("rate_limit_check", |b| {
         b.iter(|| black_box(limit.try_acquire()))
     });
-    let limits = Limits::new(&popgate::policy::Policy::default(), 1024);
+    let rates = Arc::new(LocalRates {
+        clock: clock.clone(),
+    });
+    let limits = Limits::new(&popgate::policy::Policy::default(), 1024, rates, &clock);
     c.bench_function("in_flight_admit_release", |b| {
         b.iter(|| black_box(limits.admit()))
     });
@@ -124,14 +132,22 @@ fn store_read(c: &mut Criterion) {
         .map(|i| CitizenId::from_parts(79, 1990, IdSex::Female, i * 7))
         .collect();
     for chunk in ids.chunks(10_000) {
-        let batch: Vec<_> = chunk.iter().map(|id| (*id, sample(*id))).collect();
-        store.load_batch(&batch).expect("load");
+        let batch: Vec<_> = chunk.iter().map(|id| sample(*id)).collect();
+        store.load(&batch).expect("load");
     }
     let mut i = 0usize;
+    // Through the async trait, as the gateway calls it: sled answers without waiting, so one
+    // poll completes the future.
     c.bench_function("store_get_100k", |b| {
         b.iter(|| {
             i = (i + 7919) % ids.len();
-            black_box(store.get(ids[i]).expect("get"))
+            black_box(
+                store
+                    .get(ids[i])
+                    .now_or_never()
+                    .expect("ready")
+                    .expect("get"),
+            )
         })
     });
 }

@@ -19,10 +19,11 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::citizen::Citizen;
+use crate::clock::{Clock, Tick};
 use crate::id::CitizenId;
-use crate::pb::Citizen;
 
 /// A cached answer: the record, or `None` for "no such citizen" (kept at most `ttl`).
 type Entry = Option<Arc<Citizen>>;
@@ -37,12 +38,15 @@ pub struct ReuseCache {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     ttl: Duration,
+    /// Expiry is on the gateway's clock, so a test moves time past the TTL instead of
+    /// sleeping through it.
+    clock: Clock,
 }
 
 struct Slot {
     key: u64,
     entry: Entry,
-    expires: Instant,
+    expires: Tick,
     /// Read since the clock hand last passed: spared once.
     referenced: bool,
 }
@@ -69,14 +73,14 @@ impl Shard {
         }
     }
 
-    fn get(&mut self, key: u64, now: Instant) -> Option<&mut Slot> {
+    fn get(&mut self, key: u64, now: Tick) -> Option<&mut Slot> {
         let i = *self.index.get(&key)?;
         let slot = &mut self.slots[i];
         (slot.expires > now).then_some(slot)
     }
 
     /// Puts `entry` in for `key`, replacing what it had or evicting by CLOCK when full.
-    fn put(&mut self, key: u64, entry: Entry, expires: Instant, now: Instant) {
+    fn put(&mut self, key: u64, entry: Entry, expires: Tick, now: Tick) {
         if let Some(&i) = self.index.get(&key) {
             let slot = &mut self.slots[i];
             slot.entry = entry;
@@ -119,7 +123,7 @@ pub struct ReadTicket {
 }
 
 impl ReuseCache {
-    pub fn new(capacity: u64, ttl: Duration) -> ReuseCache {
+    pub fn new(capacity: u64, ttl: Duration, clock: Clock) -> ReuseCache {
         let n = (capacity / MIN_PER_SHARD).clamp(1, MAX_SHARDS as u64) as usize;
         let shards = if capacity == 0 {
             Vec::new()
@@ -134,6 +138,7 @@ impl ReuseCache {
             shards: shards.into_boxed_slice(),
             hasher: RandomState::new(),
             ttl,
+            clock,
         }
     }
 
@@ -156,7 +161,7 @@ impl ReuseCache {
             });
         }
         let mut shard = self.shard(key);
-        if let Some(slot) = shard.get(key, Instant::now()) {
+        if let Some(slot) = shard.get(key, self.clock.now()) {
             slot.referenced = true;
             return Ok(slot.entry.clone());
         }
@@ -175,7 +180,7 @@ impl ReuseCache {
         if shard.writes != ticket.writes_seen {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         if let Some(have) = shard.get(ticket.id, now) {
             match (&have.entry, &entry) {
                 (Some(have), Some(new)) if have.version >= new.version => return,
@@ -183,7 +188,7 @@ impl ReuseCache {
                 _ => {}
             }
         }
-        shard.put(ticket.id, entry, now + self.ttl, now);
+        shard.put(ticket.id, entry, now.after(self.ttl), now);
     }
 
     /// Records a write: call after the store has the new version, before answering.
@@ -194,8 +199,8 @@ impl ReuseCache {
         }
         let mut shard = self.shard(key);
         shard.writes += 1;
-        let now = Instant::now();
-        shard.put(key, Some(citizen), now + self.ttl, now);
+        let now = self.clock.now();
+        shard.put(key, Some(citizen), now.after(self.ttl), now);
     }
 
     /// Entries held now, expired ones not yet replaced included.
@@ -213,10 +218,13 @@ mod tests {
 
     fn rec(version: u64) -> Arc<Citizen> {
         Arc::new(Citizen {
-            citizen_id: "001203012345".into(),
             version,
-            ..Default::default()
+            ..crate::synth::citizen_at(1, 0)
         })
+    }
+
+    fn cache(capacity: u64, ttl: Duration) -> ReuseCache {
+        ReuseCache::new(capacity, ttl, Clock::system())
     }
 
     fn id(n: u64) -> CitizenId {
@@ -225,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_a_write_is_dropped() {
-        let cache = ReuseCache::new(100, Duration::from_secs(60));
+        let cache = cache(100, Duration::from_secs(60));
         let id = id(12345);
         let ticket = cache.get(id).unwrap_err();
         // A Put lands version 2 while the reader was reading version 1 from the store.
@@ -236,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_fill_never_replaces_a_newer_version() {
-        let cache = ReuseCache::new(100, Duration::from_secs(60));
+        let cache = cache(100, Duration::from_secs(60));
         let id = id(12345);
         cache.write(rec(3), id);
         // A ticket taken after the write (so the write count matches) carrying an older read.
@@ -250,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_write_replaces_a_cached_not_found() {
-        let cache = ReuseCache::new(100, Duration::from_secs(60));
+        let cache = cache(100, Duration::from_secs(60));
         let id = id(12345);
         let ticket = cache.get(id).unwrap_err();
         cache.fill(ticket, None);
@@ -261,7 +269,7 @@ mod tests {
 
     #[test]
     fn capacity_zero_caches_nothing() {
-        let cache = ReuseCache::new(0, Duration::from_secs(60));
+        let cache = cache(0, Duration::from_secs(60));
         let id = id(12345);
         let t = cache.get(id).unwrap_err();
         cache.fill(t, Some(rec(1)));
@@ -272,18 +280,20 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let cache = ReuseCache::new(100, Duration::from_millis(50));
+        let (clock, manual) = Clock::manual();
+        let cache = ReuseCache::new(100, Duration::from_secs(300), clock);
         let id = id(1);
         cache.write(rec(1), id);
-        assert!(cache.get(id).is_ok());
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(cache.get(id).is_err());
+        manual.advance(Duration::from_secs(299));
+        assert!(cache.get(id).is_ok(), "expired before the TTL");
+        manual.advance(Duration::from_secs(1));
+        assert!(cache.get(id).is_err(), "served past the TTL");
     }
 
     #[test]
     fn the_capacity_is_exact_and_read_entries_survive_eviction() {
         for capacity in [1u64, 50, 64, 1000, 12_345] {
-            let cache = ReuseCache::new(capacity, Duration::from_secs(60));
+            let cache = cache(capacity, Duration::from_secs(60));
             for n in 0..capacity * 3 {
                 cache.write(rec(1), id(n));
                 // Id 0 is read after every insert: CLOCK always spares it.

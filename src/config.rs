@@ -34,7 +34,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -50,7 +50,7 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// The one TLS port for every gRPC service.
@@ -67,7 +67,7 @@ fn default_grace() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The server's certificate chain (PEM).
@@ -80,7 +80,7 @@ pub struct TlsConfig {
     pub crl: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// The sled directory of the population store.
@@ -88,26 +88,19 @@ pub struct StoreConfig {
     /// sled's page cache, in MiB of on-disk bytes. Records outside it are read back from the
     /// files (the OS page cache) and decoded again on every read; a store that fits (about
     /// 600 MiB per million citizens) reads at in-memory speed. Default: a quarter of the
-    /// memory the process may use, at least 256 ([`crate::store::default_cache_mib`]).
+    /// memory the process may use, at least 256 ([`crate::store::sled::default_cache_mib`]).
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
 }
 
 fn default_store_cache_mib() -> u64 {
-    crate::store::default_cache_mib()
+    crate::store::sled::default_cache_mib()
 }
 
-/// When a record counts as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// fsync before the response; concurrent records share one sync (group commit).
-    Sync,
-    /// fsync at most every `flush_ms`: a crash may lose the last few milliseconds.
-    Batch,
-}
+/// When an audit record counts as written (`[audit] durability`).
+pub use crate::audit::Durability;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Folder of the JSON Lines files (created if missing).
@@ -146,7 +139,7 @@ fn default_checkpoint_secs() -> u64 {
     10
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Records held by the reuse cache; 0 turns it off.
@@ -174,7 +167,7 @@ impl Default for CacheConfig {
 }
 
 /// Overload protection for the whole process (per-client rates are on each client).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Requests being served at once, all clients together; past it calls are shed with
@@ -252,7 +245,7 @@ pub enum ClientKind {
     Operator,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// The Common Name of the client's certificate.
@@ -375,7 +368,7 @@ impl Config {
                 "checkpoint_every and checkpoint_secs must be at least 1",
             ));
         }
-        if !(16..=crate::store::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
+        if !(16..=crate::store::sled::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
             return Err(invalid(
                 "store.cache_mib",
                 "must be between 16 and 1048576 (MiB of sled's page cache)",

@@ -36,10 +36,3 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 }
-
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "population store failed");
-        Error::Unavailable("population store unavailable; retry later".into())
-    }
-}

@@ -1,12 +1,10 @@
-//! The personal-data fields of a `Citizen`: their names, rights sets and projection.
+//! The personal-data fields of a `Citizen`: their names and rights sets.
 //!
 //! `citizen_id`, `version` and `updated_at` are not personal data: they always come back and
 //! are not valid in a read mask or a right. Everything else is a [`Field`]. A [`FieldSet`] is
 //! a bitset so that checking a request against a client's rights costs a few instructions.
 
 use std::fmt;
-
-use crate::pb::Citizen;
 
 /// A personal-data field of `Citizen`, in proto field order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,36 +122,6 @@ impl FromIterator<Field> for FieldSet {
     }
 }
 
-/// A copy of `c` holding only `fields` plus the non-personal `citizen_id`, `version` and
-/// `updated_at`. Built field by field from an empty record, so a field added to `Citizen`
-/// later is withheld until it is given a name here.
-pub fn project(c: &Citizen, fields: FieldSet) -> Citizen {
-    let mut out = Citizen {
-        citizen_id: c.citizen_id.clone(),
-        version: c.version,
-        updated_at: c.updated_at,
-        ..Default::default()
-    };
-    for f in fields.iter() {
-        match f {
-            Field::FullName => out.full_name.clone_from(&c.full_name),
-            Field::DateOfBirth => out.date_of_birth.clone_from(&c.date_of_birth),
-            Field::Sex => out.sex = c.sex,
-            Field::PlaceOfOrigin => out.place_of_origin.clone_from(&c.place_of_origin),
-            Field::PermanentAddress => out.permanent_address.clone_from(&c.permanent_address),
-            Field::CurrentAddress => out.current_address.clone_from(&c.current_address),
-            Field::Ethnicity => out.ethnicity.clone_from(&c.ethnicity),
-            Field::Religion => out.religion.clone_from(&c.religion),
-            Field::Nationality => out.nationality.clone_from(&c.nationality),
-            Field::CardIssuedOn => out.card_issued_on.clone_from(&c.card_issued_on),
-            Field::CardExpiresOn => out.card_expires_on.clone_from(&c.card_expires_on),
-            Field::HouseholdHeadId => out.household_head_id.clone_from(&c.household_head_id),
-            Field::LifeStatus => out.life_status = c.life_status,
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,22 +134,5 @@ mod tests {
         for name in ["citizen_id", "version", "updated_at", "fullName", ""] {
             assert_eq!(Field::from_name(name), None);
         }
-    }
-
-    #[test]
-    fn projection_keeps_only_the_requested_fields() {
-        let c = Citizen {
-            citizen_id: "001203012345".into(),
-            full_name: "Nguyễn Văn An".into(),
-            date_of_birth: "2003-01-02".into(),
-            permanent_address: "Hà Nội".into(),
-            sex: 1,
-            version: 3,
-            ..Default::default()
-        };
-        let p = project(&c, [Field::FullName].into_iter().collect());
-        assert_eq!(p.full_name, "Nguyễn Văn An");
-        assert_eq!((p.citizen_id.as_str(), p.version), ("001203012345", 3));
-        assert!(p.date_of_birth.is_empty() && p.permanent_address.is_empty() && p.sex == 0);
     }
 }

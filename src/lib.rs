@@ -33,8 +33,10 @@ pub mod audit;
 pub mod bench;
 pub mod cache;
 pub mod certs;
+pub mod citizen;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fields;
@@ -48,7 +50,6 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod server;
-pub mod stats;
 pub mod store;
 pub mod synth;
 

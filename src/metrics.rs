@@ -1,13 +1,21 @@
-//! Prometheus metrics and their plain-HTTP endpoint (`[server] metrics_listen`, `/metrics`).
+//! The gateway's counters and their Prometheus endpoint (`[server] metrics_listen`,
+//! `/metrics`). One set of per-client counters (calls by method and outcome, reuse, refusals)
+//! is kept here and read by both `GetStats` ([`Metrics::client_stats`]) and Prometheus, so the
+//! two can never disagree. Gauges that are read on demand (the store's size, the audit log's
+//! state) are handed to [`Metrics::render`] by whoever owns them; this module imports no other
+//! part of the gateway.
 //!
 //! Labels carry client ids, methods and outcomes only — never personal data — and client
 //! labels only take configured ids (anything else is `unknown`), so a caller cannot grow the
 //! number of series.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -15,8 +23,8 @@ use prometheus::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::audit::Outcome;
-use crate::gateway::{Gateway, Method};
+use crate::audit::{AuditStats, Outcome};
+use crate::policy::Method;
 
 /// The gateway's metrics. Cheap to update: a labelled counter is a hash lookup and an add.
 pub struct Metrics {
@@ -27,9 +35,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub shed: IntCounterVec,
     pub audit_records: IntGauge,
-    audit_syncs: IntGauge,
-    audit_failures: IntGauge,
+    audit_syncs: IntCounter,
+    audit_failures: IntCounter,
     audit_healthy: IntGauge,
+    store_healthy: IntGauge,
     pub audit_fsync: HistogramVec,
     pub audit_queue: IntGauge,
     pub cache_entries: IntGauge,
@@ -44,6 +53,11 @@ pub struct Metrics {
     latency_of: [OnceLock<Histogram>; Method::ALL.len()],
     /// Each configured client's series, resolved once (see [`ClientMetrics`]).
     clients: RwLock<HashMap<Arc<str>, Arc<ClientMetrics>>>,
+    /// Calls from certificates that name no configured client, all under one label.
+    unknown: Arc<ClientMetrics>,
+    /// Held while rendering: counters that mirror another component's totals are advanced by
+    /// the difference, which two scrapes at once must not both add.
+    rendering: Mutex<()>,
 }
 
 /// One client's labelled series, resolved on first use and then kept: counting a call is a
@@ -55,6 +69,89 @@ pub struct ClientMetrics {
     requests: [[OnceLock<IntCounter>; Outcome::ALL.len()]; Method::ALL.len()],
     reused: OnceLock<IntCounter>,
     rate_limited: OnceLock<IntCounter>,
+    shed: OnceLock<IntCounter>,
+}
+
+impl ClientMetrics {
+    fn new(client: Arc<str>) -> ClientMetrics {
+        ClientMetrics {
+            client,
+            requests: Default::default(),
+            reused: OnceLock::new(),
+            rate_limited: OnceLock::new(),
+            shed: OnceLock::new(),
+        }
+    }
+
+    /// Calls counted with `outcome`, all methods together.
+    fn with_outcome(&self, outcome: Outcome) -> u64 {
+        self.requests
+            .iter()
+            .map(|by_outcome| read(&by_outcome[outcome as usize]))
+            .sum()
+    }
+
+    fn snapshot(&self) -> ClientStats {
+        ClientStats {
+            client_id: self.client.to_string(),
+            requests: Outcome::ALL.into_iter().map(|o| self.with_outcome(o)).sum(),
+            reused: read(&self.reused),
+            denied: self.with_outcome(Outcome::Denied),
+            rate_limited: self.with_outcome(Outcome::RateLimited),
+            not_found: self.with_outcome(Outcome::NotFound),
+        }
+    }
+}
+
+/// A series' count, 0 while it was never used.
+fn read(slot: &OnceLock<IntCounter>) -> u64 {
+    slot.get().map_or(0, IntCounter::get)
+}
+
+/// One client's counters since start-up, as `GetStats` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientStats {
+    pub client_id: String,
+    pub requests: u64,
+    pub reused: u64,
+    pub denied: u64,
+    pub rate_limited: u64,
+    pub not_found: u64,
+}
+
+/// What other components report at each scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub store_records: u64,
+    pub store_healthy: bool,
+    pub cache_entries: u64,
+    pub in_flight: usize,
+    pub audit: AuditStats,
+    pub audit_healthy: bool,
+}
+
+/// The entry of `key` in a per-client map that is read on every call and written once per
+/// client: a read lock on the way in, the write lock only to insert `make()`'s key and value.
+fn per_client<K, Q, V>(
+    map: &RwLock<HashMap<K, Arc<V>>>,
+    key: &Q,
+    make: impl FnOnce() -> (K, V),
+) -> Arc<V>
+where
+    K: Borrow<Q> + Eq + Hash,
+    Q: Eq + Hash + ?Sized,
+{
+    if let Some(v) = map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+        return v.clone();
+    }
+    let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(v) = map.get(key) {
+        return v.clone();
+    }
+    let (k, v) = make();
+    let v = Arc::new(v);
+    map.insert(k, v.clone());
+    v
 }
 
 /// The series of `vec` with `labels`, looked up on first use only.
@@ -111,12 +208,12 @@ impl Metrics {
                 "Sequence number of the last audit record acknowledged.",
             )
             .expect("static metric definition"),
-            audit_syncs: IntGauge::new(
+            audit_syncs: IntCounter::new(
                 "popgate_audit_syncs_total",
                 "fdatasync calls on audit files since start-up (records share syncs).",
             )
             .expect("static metric definition"),
-            audit_failures: IntGauge::new(
+            audit_failures: IntCounter::new(
                 "popgate_audit_failures_total",
                 "Failed audit writes or syncs since start-up; any increase needs attention.",
             )
@@ -124,6 +221,11 @@ impl Metrics {
             audit_healthy: IntGauge::new(
                 "popgate_audit_healthy",
                 "1 while the audit log can be written; 0 means the gateway is refusing calls.",
+            )
+            .expect("static metric definition"),
+            store_healthy: IntGauge::new(
+                "popgate_store_healthy",
+                "1 while the population store answers; 0 means calls that need it fail.",
             )
             .expect("static metric definition"),
             audit_fsync: HistogramVec::new(
@@ -173,6 +275,8 @@ impl Metrics {
             .expect("static metric definition"),
             latency_of: Default::default(),
             clients: RwLock::default(),
+            unknown: Arc::new(ClientMetrics::new(Arc::from("unknown"))),
+            rendering: Mutex::new(()),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -184,6 +288,7 @@ impl Metrics {
             Box::new(m.audit_syncs.clone()),
             Box::new(m.audit_failures.clone()),
             Box::new(m.audit_healthy.clone()),
+            Box::new(m.store_healthy.clone()),
             Box::new(m.audit_fsync.clone()),
             Box::new(m.audit_queue.clone()),
             Box::new(m.cache_entries.clone()),
@@ -204,15 +309,35 @@ impl Metrics {
     /// The series of the configured client `id` (created on first use; only configured
     /// clients get here, so callers cannot grow the map).
     pub fn client(&self, id: &Arc<str>) -> Arc<ClientMetrics> {
-        crate::stats::per_client(&self.clients, &**id, || {
-            let series = ClientMetrics {
-                client: id.clone(),
-                requests: Default::default(),
-                reused: OnceLock::new(),
-                rate_limited: OnceLock::new(),
-            };
-            (id.clone(), series)
+        per_client(&self.clients, &**id, || {
+            (id.clone(), ClientMetrics::new(id.clone()))
         })
+    }
+
+    /// The series of every certificate name that is no configured client.
+    pub fn unknown(&self) -> Arc<ClientMetrics> {
+        self.unknown.clone()
+    }
+
+    /// Counts a call shed because the gateway was full.
+    pub fn shed(&self, client: &ClientMetrics) {
+        resolved(&client.shed, &self.shed, &[&client.client]).inc();
+    }
+
+    /// Every configured client's counters that has made a call, sorted by client id, and the
+    /// totals (requests, reused) over them.
+    pub fn client_stats(&self) -> (Vec<ClientStats>, u64, u64) {
+        let mut clients: Vec<_> = self
+            .clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|c| c.snapshot())
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        let requests = clients.iter().map(|c| c.requests).sum();
+        let reused = clients.iter().map(|c| c.reused).sum();
+        (clients, requests, reused)
     }
 
     /// Counts one finished call of `client`: its outcome, its latency, whether it was reused
@@ -244,14 +369,19 @@ impl Metrics {
         }
     }
 
-    /// The text exposition of every metric, with the gauges that are read on demand updated.
-    pub fn render(&self, gateway: &Gateway) -> String {
-        let stats = gateway.stats_snapshot();
+    /// The text exposition of every metric, with the gauges that are read on demand set.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let _one_at_a_time = self
+            .rendering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (_, requests, reused) = self.client_stats();
         self.reuse_rate
             .with_label_values(&[] as &[&str])
-            .set(stats.reuse_rate);
-        self.store_records.set(stats.records as i64);
-        self.cache_entries.set(gateway.cache().entry_count() as i64);
+            .set(reuse_rate(requests, reused));
+        self.store_records.set(gauges.store_records as i64);
+        self.store_healthy.set(i64::from(gauges.store_healthy));
+        self.cache_entries.set(gauges.cache_entries as i64);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for (label, not_after) in self
             .cert_not_after
@@ -263,19 +393,30 @@ impl Metrics {
                 .with_label_values(&[*label])
                 .set((not_after - now) as f64 / 86_400.0);
         }
-        self.in_flight.set(gateway.limits().in_flight() as i64);
-        let audit = gateway.audit().stats();
+        self.in_flight.set(gauges.in_flight as i64);
+        let audit = &gauges.audit;
         self.audit_records.set(audit.head_seq as i64);
         self.audit_queue.set(audit.queued as i64);
-        self.audit_syncs.set(audit.syncs as i64);
-        self.audit_failures.set(audit.failures as i64);
-        self.audit_healthy
-            .set(i64::from(*gateway.audit().health().borrow()));
+        // Counters of the audit log's own totals: advanced by what is new since last time.
+        self.audit_syncs
+            .inc_by(audit.syncs.saturating_sub(self.audit_syncs.get()));
+        self.audit_failures
+            .inc_by(audit.failures.saturating_sub(self.audit_failures.get()));
+        self.audit_healthy.set(i64::from(gauges.audit_healthy));
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Share of calls answered from the reuse cache.
+pub fn reuse_rate(requests: u64, reused: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        reused as f64 / requests as f64
     }
 }
 
@@ -295,15 +436,18 @@ impl Default for Metrics {
     }
 }
 
+/// Renders the metrics text for one scrape.
+pub type Render = Arc<dyn Fn() -> BoxFuture<'static, String> + Send + Sync>;
+
 /// Serves `GET /metrics` over plain HTTP/1.1 on `listener` until the task is dropped. Each
 /// connection gets one answer; a client that sends nothing within 5 s is dropped.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+pub async fn serve(listener: TcpListener, render: Render) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let gateway = gateway.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut len = 0;
@@ -330,11 +474,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
             }
             let line = buf[..len].split(|&b| b == b'\r').next().unwrap_or_default();
             let (status, body, ctype) = if line.starts_with(b"GET /metrics ") {
-                (
-                    "200 OK",
-                    gateway.metrics().render(&gateway),
-                    "text/plain; version=0.0.4",
-                )
+                ("200 OK", render().await, "text/plain; version=0.0.4")
             } else {
                 (
                     "404 Not Found",

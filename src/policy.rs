@@ -12,6 +12,42 @@ use crate::error::Error;
 use crate::fields::{Field, FieldSet};
 use crate::identity::Peer;
 
+/// The audited methods, by their contract names, and the role each needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Lookup,
+    Verify,
+    PutCitizen,
+    GetStats,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Lookup,
+        Method::Verify,
+        Method::PutCitizen,
+        Method::GetStats,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lookup => "Lookup",
+            Method::Verify => "Verify",
+            Method::PutCitizen => "PutCitizen",
+            Method::GetStats => "GetStats",
+        }
+    }
+
+    /// The role a caller needs for this method.
+    pub fn role(self) -> Role {
+        match self {
+            Method::Lookup | Method::Verify => Role::Agency,
+            Method::PutCitizen => Role::Registry,
+            Method::GetStats => Role::Operator,
+        }
+    }
+}
+
 /// One configured client.
 #[derive(Debug)]
 pub struct Client {
@@ -44,14 +80,16 @@ impl Client {
     }
 
     /// Refuses a method outside the client's role.
-    pub fn require_role(&self, role: Role, method: &str) -> Result<(), Error> {
+    pub fn require_role(&self, method: Method) -> Result<(), Error> {
+        let role = method.role();
         if self.role == role {
             Ok(())
         } else {
             Err(Error::PermissionDenied(format!(
-                "client {:?} has role {:?}; {method} needs role {:?}",
+                "client {:?} has role {:?}; {} needs role {:?}",
                 self.id,
                 self.role.name(),
+                method.name(),
                 role.name()
             )))
         }

@@ -1,13 +1,15 @@
 //! Validation of the records the registry writes (`PutCitizen`): a record is checked like a
 //! request — id, dates, names — and its text normalised to NFC before it is stored.
 
+use std::time::SystemTime;
+
 use unicode_normalization::UnicodeNormalization;
 
+use crate::citizen::{Citizen, Draft, LifeStatus, Sex};
 use crate::error::Error;
 use crate::fields::{Field, FieldSet};
 use crate::id::{CitizenId, IdSex};
 use crate::matching::parse_date;
-use crate::pb::{Citizen, LifeStatus, Sex};
 
 /// The longest text field accepted, in characters.
 const MAX_TEXT: usize = 256;
@@ -16,9 +18,9 @@ fn bad(field: &str, why: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("citizen.{field}: {why}"))
 }
 
-/// Checks `c` and returns its id and the record as it will be stored (text in NFC; version
-/// and `updated_at` are the gateway's to set).
-pub fn validate(mut c: Citizen, current_year: i32) -> Result<(CitizenId, Citizen), Error> {
+/// Checks `c` and returns the record as it will be stored: text in NFC, `updated_at` = `now`,
+/// version 0 (the store sets the version it writes).
+pub fn validate(mut c: Draft, current_year: i32, now: SystemTime) -> Result<Citizen, Error> {
     let id = CitizenId::parse(&c.citizen_id, current_year).map_err(|e| bad("citizen_id", e))?;
     for (name, value) in [
         ("full_name", &mut c.full_name),
@@ -62,10 +64,10 @@ pub fn validate(mut c: Citizen, current_year: i32) -> Result<(CitizenId, Citizen
         IdSex::Male => Sex::Male,
         IdSex::Female => Sex::Female,
     };
-    match Sex::try_from(c.sex) {
-        Ok(s) if s == id_sex => {}
-        Ok(Sex::Unspecified) | Err(_) => return Err(bad("sex", "must be MALE or FEMALE")),
-        Ok(_) => return Err(bad("sex", "does not match the sex encoded in citizen_id")),
+    match c.sex {
+        s if s == id_sex => {}
+        Sex::Unspecified => return Err(bad("sex", "must be MALE or FEMALE")),
+        _ => return Err(bad("sex", "does not match the sex encoded in citizen_id")),
     }
     let issued = date_or_empty("card_issued_on", &c.card_issued_on)?;
     let expires = date_or_empty("card_expires_on", &c.card_expires_on)?;
@@ -83,14 +85,27 @@ pub fn validate(mut c: Citizen, current_year: i32) -> Result<(CitizenId, Citizen
         CitizenId::parse(&c.household_head_id, current_year)
             .map_err(|e| bad("household_head_id", e))?;
     }
-    match LifeStatus::try_from(c.life_status) {
-        Ok(LifeStatus::Alive | LifeStatus::Deceased) => {}
-        _ => return Err(bad("life_status", "must be ALIVE or DECEASED")),
+    if c.life_status == LifeStatus::Unspecified {
+        return Err(bad("life_status", "must be ALIVE or DECEASED"));
     }
-    c.citizen_id = id.to_string();
-    c.version = 0;
-    c.updated_at = None;
-    Ok((id, c))
+    Ok(Citizen {
+        id,
+        full_name: c.full_name,
+        date_of_birth: c.date_of_birth,
+        sex: c.sex,
+        place_of_origin: c.place_of_origin,
+        permanent_address: c.permanent_address,
+        current_address: c.current_address,
+        ethnicity: c.ethnicity,
+        religion: c.religion,
+        nationality: c.nationality,
+        card_issued_on: c.card_issued_on,
+        card_expires_on: c.card_expires_on,
+        household_head_id: c.household_head_id,
+        life_status: c.life_status,
+        version: 0,
+        updated_at: now,
+    })
 }
 
 fn date_or_empty(field: &str, s: &str) -> Result<Option<time::Date>, Error> {
@@ -109,7 +124,7 @@ pub fn fields_written(c: &Citizen) -> FieldSet {
         .filter(|f| match f {
             Field::FullName => !c.full_name.is_empty(),
             Field::DateOfBirth => !c.date_of_birth.is_empty(),
-            Field::Sex => c.sex != 0,
+            Field::Sex => c.sex != Sex::Unspecified,
             Field::PlaceOfOrigin => !c.place_of_origin.is_empty(),
             Field::PermanentAddress => !c.permanent_address.is_empty(),
             Field::CurrentAddress => !c.current_address.is_empty(),
@@ -119,7 +134,7 @@ pub fn fields_written(c: &Citizen) -> FieldSet {
             Field::CardIssuedOn => !c.card_issued_on.is_empty(),
             Field::CardExpiresOn => !c.card_expires_on.is_empty(),
             Field::HouseholdHeadId => !c.household_head_id.is_empty(),
-            Field::LifeStatus => c.life_status != 0,
+            Field::LifeStatus => c.life_status != LifeStatus::Unspecified,
         })
         .collect()
 }
@@ -128,29 +143,34 @@ pub fn fields_written(c: &Citizen) -> FieldSet {
 mod tests {
     use super::*;
 
-    fn good() -> Citizen {
-        Citizen {
+    fn good() -> Draft {
+        Draft {
             citizen_id: "001203012345".into(),
             full_name: "Nguye\u{302}\u{303}n Văn An".into(),
             date_of_birth: "2003-04-05".into(),
-            sex: Sex::Male as i32,
+            sex: Sex::Male,
             card_issued_on: "2021-05-01".into(),
             card_expires_on: "2028-04-05".into(),
-            life_status: LifeStatus::Alive as i32,
+            life_status: LifeStatus::Alive,
             ..Default::default()
         }
     }
 
+    fn check(d: Draft) -> Result<Citizen, Error> {
+        validate(d, 2026, SystemTime::UNIX_EPOCH)
+    }
+
     #[test]
     fn a_good_record_is_normalised() {
-        let (id, c) = validate(good(), 2026).unwrap();
-        assert_eq!(id.to_string(), "001203012345");
+        let c = check(good()).unwrap();
+        assert_eq!(c.id.to_string(), "001203012345");
         assert_eq!(c.full_name, "Nguyễn Văn An");
+        assert_eq!((c.version, c.updated_at), (0, SystemTime::UNIX_EPOCH));
     }
 
     #[test]
     fn each_bad_field_is_named() {
-        type Mutation = fn(&mut Citizen);
+        type Mutation = fn(&mut Draft);
         let cases: Vec<(Mutation, &str)> = vec![
             (|c| c.citizen_id = "12".into(), "citizen.citizen_id"),
             (|c| c.full_name = " ".into(), "citizen.full_name"),
@@ -162,8 +182,8 @@ mod tests {
                 |c| c.date_of_birth = "1999-01-01".into(),
                 "citizen.date_of_birth",
             ),
-            (|c| c.sex = Sex::Female as i32, "citizen.sex"),
-            (|c| c.sex = 7, "citizen.sex"),
+            (|c| c.sex = Sex::Female, "citizen.sex"),
+            (|c| c.sex = Sex::Unspecified, "citizen.sex"),
             (
                 |c| c.card_expires_on = "2020-01-01".into(),
                 "citizen.card_expires_on",
@@ -172,13 +192,16 @@ mod tests {
                 |c| c.household_head_id = "x".into(),
                 "citizen.household_head_id",
             ),
-            (|c| c.life_status = 0, "citizen.life_status"),
+            (
+                |c| c.life_status = LifeStatus::Unspecified,
+                "citizen.life_status",
+            ),
             (|c| c.religion = "a\nb".into(), "citizen.religion"),
         ];
         for (mutate, key) in cases {
             let mut c = good();
             mutate(&mut c);
-            let e = validate(c, 2026).unwrap_err().to_string();
+            let e = check(c).unwrap_err().to_string();
             assert!(e.starts_with(key), "{key}: {e}");
         }
     }

@@ -104,15 +104,8 @@ async fn a_cached_not_found_expires_with_the_ttl() {
     assert_eq!(e.code(), Code::NotFound);
     // Written behind the gateway's back (as a second gateway sharing the store would): only
     // the TTL can make it visible.
-    gw.gateway
-        .store()
-        .load_batch(&[(
-            popgate::id::CitizenId::parse(ID, 2026).unwrap(),
-            pb::Citizen {
-                version: 1,
-                ..citizen(ID, "Nguyễn Văn An")
-            },
-        )])
+    gw.loader
+        .load(&[common::stored(citizen(ID, "Nguyễn Văn An"), 1)])
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -212,22 +205,13 @@ async fn the_cache_holds_no_more_than_its_capacity() {
     .await;
     // 400 distinct citizens through the store, 8x the capacity.
     let records: Vec<_> = (0..400u32)
-        .map(|i| {
-            let id = format!("001087{i:06}");
-            (
-                popgate::id::CitizenId::parse(&id, 2026).unwrap(),
-                pb::Citizen {
-                    version: 1,
-                    ..citizen(&id, "Vũ Thị Mai")
-                },
-            )
-        })
+        .map(|i| common::stored(citizen(&format!("001087{i:06}"), "Vũ Thị Mai"), 1))
         .collect();
-    gw.gateway.store().load_batch(&records).unwrap();
+    gw.loader.load(&records).unwrap();
     let mut c = gw.agency("ministry").await;
-    for (id, _) in &records {
+    for r in &records {
         c.lookup(lookup_req(
-            &id.to_string(),
+            &r.id.to_string(),
             &["full_name"],
             "health-insurance",
         ))

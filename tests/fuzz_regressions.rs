@@ -394,26 +394,27 @@ fn a_log_at_the_end_of_u64_is_refused_at_open() {
 /// refused when written back. The limit now applies to the text as stored.
 #[test]
 fn put_citizen_limits_the_stored_text_not_the_text_before_nfc() {
-    use popgate::pb::{Citizen, LifeStatus, Sex};
-    use popgate::registry::validate;
+    use popgate::citizen::{Draft, LifeStatus, Sex};
+    use popgate::registry;
 
-    let record = |full_name: String| Citizen {
+    let record = |full_name: String| Draft {
         citizen_id: "001203012345".into(),
         full_name,
         date_of_birth: "2003-04-05".into(),
-        sex: Sex::Male as i32,
-        life_status: LifeStatus::Alive as i32,
+        sex: Sex::Male,
+        life_status: LifeStatus::Alive,
         ..Default::default()
     };
+    let validate = |d: Draft| registry::validate(d, 2026, std::time::SystemTime::UNIX_EPOCH);
     let expanding = "\u{fb2c}".repeat(200);
-    let err = validate(record(expanding), 2026).unwrap_err().to_string();
+    let err = validate(record(expanding)).unwrap_err().to_string();
     assert!(
         err.starts_with("citizen.full_name: longer than 256"),
         "{err}"
     );
     // 85 of them are 255 characters in NFC: accepted, and accepted again as stored.
-    let (_, stored) = validate(record("\u{fb2c}".repeat(85)), 2026).unwrap();
+    let stored = validate(record("\u{fb2c}".repeat(85))).unwrap();
     assert_eq!(stored.full_name.chars().count(), 255);
-    let (_, again) = validate(stored.clone(), 2026).unwrap();
+    let again = validate(stored.to_draft()).unwrap();
     assert_eq!(again, stored);
 }

@@ -296,8 +296,9 @@ async fn refused_calls_are_audited_in_aggregate_not_one_by_one() {
     );
     let stats = gw
         .gateway
-        .stats()
-        .clients()
+        .metrics()
+        .client_stats()
+        .0
         .into_iter()
         .find(|s| s.client_id == "a")
         .unwrap();

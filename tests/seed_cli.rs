@@ -2,15 +2,15 @@
 
 use std::process::Command;
 
-use popgate::store::{SledStore, Store};
+use popgate::store::{Loader, SledStore, Store};
 use popgate::synth::{citizen_at, citizen_id_at};
 
 fn popgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_popgate"))
 }
 
-#[test]
-fn seeds_a_store_that_holds_exactly_the_generated_citizens() {
+#[tokio::test]
+async fn seeds_a_store_that_holds_exactly_the_generated_citizens() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("population");
     let out = popgate()
@@ -29,15 +29,15 @@ fn seeds_a_store_that_holds_exactly_the_generated_citizens() {
     assert!(stdout.contains("the store holds 5000 citizens"), "{stdout}");
 
     let store = SledStore::open(&data).unwrap();
-    assert_eq!(store.len(), 5000);
+    assert_eq!(Loader::count(&store).unwrap(), 5000);
     for i in [0, 1, 2, 1999, 2000, 4321, 4999] {
         assert_eq!(
-            store.get(citizen_id_at(77, i)).unwrap(),
+            store.get(citizen_id_at(77, i)).await.unwrap(),
             Some(citizen_at(77, i)),
             "record {i}"
         );
     }
-    assert_eq!(store.get(citizen_id_at(77, 5000)).unwrap(), None);
+    assert_eq!(store.get(citizen_id_at(77, 5000)).await.unwrap(), None);
 }
 
 #[test]

@@ -94,7 +94,27 @@ pub mod writer;
 pub use record::{AuditEvent, Outcome};
 pub use writer::{AuditLog, AuditOptions, AuditStats, Durability, SyncObserver};
 
+use async_trait::async_trait;
 use thiserror::Error;
+use tokio::sync::watch;
+
+/// Where the gateway's audit records go: the file log ([`AuditLog`]) today. The gateway sees
+/// only this, so another sink (a database) changes nothing in the request pipeline.
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    /// Appends one record and resolves with its `seq` once it is durable (in `sync`
+    /// durability). An error means nothing was acknowledged and no data may be released.
+    async fn append(&self, ev: AuditEvent) -> Result<u64, AuditError>;
+
+    /// `true` while records can be written; `false` means every call is refused.
+    fn health(&self) -> watch::Receiver<bool>;
+
+    /// Counters since start-up, for metrics.
+    fn stats(&self) -> AuditStats;
+
+    /// Takes no more records, makes those taken durable and closes.
+    async fn shutdown(&self) -> Result<(), AuditError>;
+}
 
 /// What can go wrong with the audit log, by whose fault.
 #[derive(Debug, Clone, Error)]

@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, Tick};
+
 /// Told how long each sync took.
 pub(super) type OnSync = Box<dyn Fn(Duration) + Send>;
 /// Told that a sync failed (the failure itself is fetched with [`Syncer::take_failure`]).
@@ -30,12 +32,13 @@ struct Inner {
     state: Mutex<State>,
     cv: Condvar,
     flush: Duration,
+    clock: Clock,
 }
 
 #[derive(Default)]
 struct State {
     /// The file holding unsynced writes, its path (for messages), and the oldest such write.
-    dirty: Option<(Arc<File>, PathBuf, Instant)>,
+    dirty: Option<(Arc<File>, PathBuf, Tick)>,
     /// Why a sync failed, until the writer takes it.
     failed: Option<String>,
     stop: bool,
@@ -51,6 +54,7 @@ impl Syncer {
     /// Starts the thread: each dirty file is synced `flush` after its first unsynced write.
     pub(super) fn start(
         flush: Duration,
+        clock: Clock,
         on_sync: OnSync,
         on_failure: OnFailure,
     ) -> std::io::Result<Syncer> {
@@ -58,6 +62,14 @@ impl Syncer {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             flush,
+            clock: clock.clone(),
+        });
+        let weak = Arc::downgrade(&inner);
+        clock.on_advance(move || {
+            if let Some(i) = weak.upgrade() {
+                let _s = i.lock();
+                i.cv.notify_one();
+            }
         });
         let i = inner.clone();
         let thread = std::thread::Builder::new()
@@ -74,7 +86,7 @@ impl Syncer {
     pub(super) fn mark_dirty(&self, file: &Arc<File>, path: &Path) {
         let mut s = self.inner.lock();
         if s.dirty.is_none() {
-            s.dirty = Some((file.clone(), path.to_path_buf(), Instant::now()));
+            s.dirty = Some((file.clone(), path.to_path_buf(), self.inner.clock.now()));
             self.inner.cv.notify_one();
         }
     }
@@ -108,9 +120,9 @@ impl Drop for Syncer {
     }
 }
 
-/// Waits on `cv` until `until` or a notification, whichever comes first; a poisoned lock is
-/// taken over as it is (the audit threads keep going and report through their own state).
-/// Shared by this thread and the writer's.
+/// Waits on `cv` until the real instant `until` or a notification, whichever comes first (the
+/// writer's linger, which is a fraction of a real sync); a poisoned lock is taken over as it is
+/// (the audit threads keep going and report through their own state).
 pub(super) fn wait_until<'a, T>(
     cv: &Condvar,
     guard: MutexGuard<'a, T>,
@@ -132,9 +144,9 @@ fn run(inner: &Inner, on_sync: &OnSync, on_failure: &OnFailure) {
             s = inner.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
             continue;
         };
-        let due = *since + inner.flush;
-        if Instant::now() < due {
-            s = wait_until(&inner.cv, s, due);
+        let due = since.after(inner.flush);
+        if inner.clock.now() < due {
+            s = inner.clock.wait_until(&inner.cv, s, due);
             continue;
         }
         let Some((file, path, _)) = s.dirty.take() else {

@@ -31,6 +31,7 @@ use super::record::{self, AuditEvent};
 use super::recovery;
 use super::scan;
 use super::syncer::{Syncer, wait_until};
+use crate::clock::{Clock, Tick};
 
 /// When a record counts as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,6 +66,9 @@ pub struct AuditOptions {
     pub queue_capacity: usize,
     /// Told how long each `fdatasync` took, for the operator's metrics.
     pub on_sync: Option<SyncObserver>,
+    /// The clock of the timed checkpoints, `batch` mode's syncs and the probes of a broken
+    /// disk (the linger after a batch is a fraction of a real sync and runs on real time).
+    pub clock: Clock,
 }
 
 /// A callback given each sync's duration (kept cheap: it runs on the writer thread).
@@ -91,13 +95,14 @@ impl AuditOptions {
             signing_key: None,
             queue_capacity: 8192,
             on_sync: None,
+            clock: Clock::system(),
         }
     }
 }
 
 /// How often a broken writer probes the disk when no calls come in, so that health comes back
 /// even while a load balancer sends no traffic to a `NOT_SERVING` gateway.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The probe writes this much (and cuts it off again): enough to need a fresh block on a full
 /// disk rather than fit in the slack of the last one.
 const PROBE_BYTES: usize = 64 * 1024;
@@ -235,6 +240,14 @@ impl AuditLog {
             counters: Counters::default(),
             head_seq: AtomicU64::new(rec.head.seq),
         });
+        // With a manual clock, a writer waiting for a timer must hear that time moved.
+        let weak = Arc::downgrade(&shared);
+        opts.clock.on_advance(move || {
+            if let Some(sh) = weak.upgrade() {
+                let _q = sh.lock();
+                sh.wake.notify_one();
+            }
+        });
         let mut w = Writer::new(opts, signer, rec, shared.clone());
         w.open_files().map_err(|e| AuditError::Open {
             dir: w.dir.display().to_string(),
@@ -326,6 +339,25 @@ impl AuditLog {
     }
 }
 
+#[async_trait::async_trait]
+impl super::AuditSink for AuditLog {
+    async fn append(&self, ev: AuditEvent) -> Result<u64, AuditError> {
+        AuditLog::append(self, ev).await
+    }
+
+    fn health(&self) -> watch::Receiver<bool> {
+        AuditLog::health(self)
+    }
+
+    fn stats(&self) -> AuditStats {
+        AuditLog::stats(self)
+    }
+
+    async fn shutdown(&self) -> Result<(), AuditError> {
+        AuditLog::shutdown(self).await
+    }
+}
+
 /// Where each encoded record of a batch ends in the buffer, and the chain after it.
 #[derive(Clone, Copy)]
 struct Encoded {
@@ -337,6 +369,7 @@ struct Encoded {
 /// The writer thread's state. Nothing else touches the files.
 struct Writer {
     on_sync: Option<SyncObserver>,
+    clock: Clock,
     dir: PathBuf,
     durability: Durability,
     flush: Duration,
@@ -369,11 +402,11 @@ struct Writer {
     checkpoint_file: Option<File>,
     checkpoint_len: u64,
     last_checkpoint_seq: u64,
-    last_checkpoint_at: Instant,
+    last_checkpoint_at: Tick,
 
     /// Why writing failed; `Some` until a repair and a write succeed.
     broken: Option<String>,
-    last_probe: Instant,
+    last_probe: Tick,
 
     /// Moving average of one `fdatasync`, in µs: sets how long to linger (below).
     sync_avg_us: u64,
@@ -415,7 +448,9 @@ impl Writer {
             Some((p, l)) => (Some(p), l),
             None => (None, 0),
         };
+        let now = opts.clock.now();
         Writer {
+            clock: opts.clock.clone(),
             durability: opts.durability,
             flush: Duration::from_millis(opts.flush_ms),
             roll_bytes: opts.roll_bytes,
@@ -434,9 +469,9 @@ impl Writer {
             checkpoint_file: None,
             checkpoint_len: rec.checkpoint_len,
             last_checkpoint_seq: rec.last_checkpoint.map(|c| c.seq).unwrap_or(0),
-            last_checkpoint_at: Instant::now(),
+            last_checkpoint_at: now,
             broken: None,
-            last_probe: Instant::now(),
+            last_probe: now,
             sync_avg_us: 0,
             linger_until: None,
             linger_max_items: (opts.queue_capacity / 2).max(1),
@@ -483,7 +518,12 @@ impl Writer {
             let _q = shared.lock();
             shared.wake.notify_one();
         });
-        self.syncer = Some(Syncer::start(self.flush, on_sync, on_failure)?);
+        self.syncer = Some(Syncer::start(
+            self.flush,
+            self.clock.clone(),
+            on_sync,
+            on_failure,
+        )?);
         Ok(())
     }
 
@@ -522,7 +562,7 @@ impl Writer {
         }
         self.broken = Some(reason.clone());
         // The next probe a full interval from now: the failure itself was the last attempt.
-        self.last_probe = Instant::now();
+        self.last_probe = self.clock.now();
         self.shared
             .counters
             .failures
@@ -759,14 +799,14 @@ impl Writer {
             .map_err(|e| msg("cannot write", &path, &e))?;
         self.checkpoint_len += line.len() as u64;
         self.last_checkpoint_seq = self.head.seq;
-        self.last_checkpoint_at = Instant::now();
+        self.last_checkpoint_at = self.clock.now();
         Ok(())
     }
 
     /// While broken and idle: reopen the files and write (then cut off) a block, so health
     /// comes back once the disk takes writes again.
     fn probe(&mut self) -> Result<(), String> {
-        self.last_probe = Instant::now();
+        self.last_probe = self.clock.now();
         self.open_files()?;
         if let (Some(f), Some(path)) = (&mut self.file, &self.path) {
             let r = f
@@ -784,21 +824,21 @@ impl Writer {
 
     /// The next moment something is due without new records: handling a failed batch-mode
     /// sync, a timed checkpoint, or a probe while broken.
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Tick> {
         if self.syncer.as_ref().is_some_and(Syncer::has_failure) {
-            return Some(Instant::now());
+            return Some(self.clock.now());
         }
         if self.broken.is_some() {
-            return Some(self.last_probe + PROBE_EVERY);
+            return Some(self.last_probe.after(PROBE_EVERY));
         }
         (self.head.seq > self.last_checkpoint_seq)
-            .then(|| self.last_checkpoint_at + self.checkpoint_every_time)
+            .then(|| self.last_checkpoint_at.after(self.checkpoint_every_time))
     }
 
-    fn on_tick(&mut self, now: Instant) {
+    fn on_tick(&mut self, now: Tick) {
         self.take_sync_failure();
         if self.broken.is_some() {
-            if now >= self.last_probe + PROBE_EVERY {
+            if now >= self.last_probe.after(PROBE_EVERY) {
                 match self.probe() {
                     Ok(()) => self.healed(),
                     Err(e) => {
@@ -809,7 +849,7 @@ impl Writer {
             return;
         }
         if self.head.seq > self.last_checkpoint_seq
-            && now >= self.last_checkpoint_at + self.checkpoint_every_time
+            && now >= self.last_checkpoint_at.after(self.checkpoint_every_time)
             && let Err(e) = self.checkpoint()
         {
             self.fail(e);
@@ -905,10 +945,10 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
                 match w.next_deadline() {
                     None => q = shared.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
                     Some(at) => {
-                        if at <= Instant::now() {
+                        if at <= w.clock.now() {
                             break;
                         }
-                        q = wait_until(&shared.wake, q, at);
+                        q = w.clock.wait_until(&shared.wake, q, at);
                     }
                 }
             }
@@ -920,7 +960,7 @@ fn run(mut w: Writer, shared: Arc<Shared>) {
             shared.counters.batches.fetch_add(1, Ordering::Relaxed);
             w.append_batch(&mut batch);
         }
-        w.on_tick(Instant::now());
+        w.on_tick(w.clock.now());
         if closing && n == 0 {
             // `closing` was seen with an empty queue, and no event is queued after it is set.
             let result = w.finish();

@@ -240,9 +240,9 @@ fn verify_request(
             format!("{head} {wrong}")
         };
     }
-    let deceased = record.life_status == pb::LifeStatus::Deceased as i32;
+    let deceased = record.is_deceased();
     let req = pb::VerifyRequest {
-        citizen_id: record.citizen_id,
+        citizen_id: record.id.to_string(),
         claims: Some(pb::Claims {
             full_name: Some(name),
             date_of_birth: Some(record.date_of_birth),

@@ -800,7 +800,7 @@ fn run_interleaved(
             ..side.load.spec.clone()
         };
         let done = Arc::new(AtomicU64::new(0));
-        let audit_before = side.running.gateway.as_ref().map(|g| g.audit().stats());
+        let audit_before = side.running.gateway.as_ref().map(|g| g.audit_stats());
         let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
         if let Some(b) = &bar {
@@ -823,7 +823,7 @@ fn run_interleaved(
         side.calls += done.load(Ordering::Relaxed);
         side.tally.merge(&tally);
         if let (Some(g), Some(before)) = (&side.running.gateway, audit_before) {
-            let after = g.audit().stats();
+            let after = g.audit_stats();
             side.audit.records += after.records.saturating_sub(before.records);
             side.audit.syncs += after.syncs.saturating_sub(before.syncs);
             side.audit.sync_us += after.sync_us.saturating_sub(before.sync_us);
@@ -995,7 +995,7 @@ async fn run_stage(
             }
             loads.push((load, channels));
         }
-        let audit_before = running.gateway.as_ref().map(|g| g.audit().stats());
+        let audit_before = running.gateway.as_ref().map(|g| g.audit_stats());
         let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
@@ -1030,7 +1030,7 @@ async fn run_stage(
         let audit = match (&running.gateway, audit_before) {
             (Some(g), Some(before)) => Some(report::AuditFigures::between(
                 &before,
-                &g.audit().stats(),
+                &g.audit_stats(),
                 wall.as_secs_f64(),
                 report::WHOLE_STEP,
             )),
@@ -1115,17 +1115,37 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
     out
 }
 
+/// The bytes of a record's text, as its strings hold them on the heap.
+fn text_bytes(c: &crate::citizen::Citizen) -> usize {
+    [
+        &c.full_name,
+        &c.date_of_birth,
+        &c.place_of_origin,
+        &c.permanent_address,
+        &c.current_address,
+        &c.ethnicity,
+        &c.religion,
+        &c.nationality,
+        &c.card_issued_on,
+        &c.card_expires_on,
+        &c.household_head_id,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .sum()
+}
+
 /// Fills a reuse cache with `n` synthetic records and measures the growth of resident memory.
 fn cache_footprint(n: u64, seed: u64) -> CacheFootprint {
-    use prost::Message;
     let before = report::rss_bytes().unwrap_or(0);
-    let cache = crate::cache::ReuseCache::new(n, Duration::from_secs(3600));
+    let cache =
+        crate::cache::ReuseCache::new(n, Duration::from_secs(3600), crate::clock::Clock::system());
     let mut payload = 0u64;
     for i in 0..n {
         let record = crate::synth::citizen_at(seed, i);
         let id = crate::synth::citizen_id_at(seed, i);
-        // The struct plus its strings' heap (encoded length is a close proxy for the text).
-        payload += (std::mem::size_of::<crate::pb::Citizen>() + record.encoded_len()) as u64;
+        // The struct plus its strings' heap.
+        payload += (std::mem::size_of::<crate::citizen::Citizen>() + text_bytes(&record)) as u64;
         cache.write(Arc::new(record), id);
     }
     let after = report::rss_bytes().unwrap_or(0);

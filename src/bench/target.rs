@@ -31,11 +31,11 @@ use super::BenchError;
 use crate::certs::{ClientOptions, DevCa};
 use crate::client::ClientTls;
 use crate::config::Config;
-use crate::fields::{FieldSet, project};
+use crate::fields::FieldSet;
 use crate::pb;
 use crate::pb::identity_gateway_server::{IdentityGateway, IdentityGatewayServer};
 use crate::server::Server;
-use crate::store::{SledStore, Store};
+use crate::store::{Loader, SledStore};
 
 /// Fields the bench clients may read: a ministry's set (DOMAIN.md's health-insurance sample),
 /// so a Lookup's answer has the size of a typical one.
@@ -339,7 +339,7 @@ impl FixedAnswers {
             .collect();
         FixedAnswers {
             lookup: pb::LookupResponse {
-                citizen: Some(project(&record, fields)),
+                citizen: Some(crate::grpc::convert::citizen(&record, fields)),
                 reused: false,
                 audit_seq: 123_456_789,
                 request_id: String::new(),

@@ -88,7 +88,7 @@ pub struct BenchArgs {
     /// --dev: the store's page cache in MiB (`[store] cache_mib`); a store that fits reads at
     /// in-memory speed (about 600 MiB per million citizens). Default: as the gateway's, a
     /// quarter of the memory, at least 256.
-    #[arg(long, default_value_t = crate::store::default_cache_mib(), value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    #[arg(long, default_value_t = crate::store::sled::default_cache_mib(), value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
     store_cache_mib: u64,
     /// --dev: keep the bench directory here; its seeded stores are reused by later runs.
     #[arg(long)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::certs;
-use crate::store::{SledStore, Store};
+use crate::store::SledStore;
 use crate::synth;
 
 /// Citizens in a fresh dev setup.
@@ -238,7 +238,6 @@ fn build(dir: &Path) -> anyhow::Result<()> {
         &synth::SeedPlan::new(DEV_CITIZENS, DEV_SEED),
         |_| {},
     )?;
-    store.flush()?;
     Ok(())
 }
 
@@ -254,7 +253,7 @@ pub fn print_next_steps(dir: &Path, listen: SocketAddr) {
          popgate lookup --dev --dir {d} --as evn {id} --fields full_name,permanent_address\n  \
          popgate audit query --dir {d}/data/audit --citizen {id}\n\
          (with cargo: cargo run --release -- lookup --dev ...)\n",
-        id = someone.citizen_id,
+        id = someone.id,
         name = crate::matching::normalize(&someone.full_name, crate::matching::Mode::Loose)
             .to_uppercase(),
         dob = someone.date_of_birth,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::store::{SledStore, Store};
+use crate::store::{Loader, SledStore};
 use crate::synth::{self, SeedPlan};
 
 #[derive(Args)]
@@ -37,7 +37,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<ExitCode> {
     }
     let store = SledStore::open(&args.data)
         .with_context(|| format!("cannot seed --data {}", args.data.display()))?;
-    let before = store.len();
+    let before = store.count()?;
     if before > 0 {
         eprintln!(
             "popgate seed: {} already holds {before} citizens; records of seed {} with the same ids are overwritten",

@@ -72,7 +72,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("server.metrics_listen: cannot listen on {addr}"))?;
             server = server.with_metrics_listener(l);
         }
-        tracing::info!(listen = %bound, records = server.gateway().store().len(), "popgate serving");
+        let records = server.gateway().records().await?;
+        tracing::info!(listen = %bound, records, "popgate serving");
         spawn_reload_on_sighup(server.reloader(config_path));
         if args.dev {
             super::dev::print_next_steps(&args.dir, listen);

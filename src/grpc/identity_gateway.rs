@@ -10,11 +10,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::peer;
+use super::{convert, peer};
 use crate::error::Error;
-use crate::gateway::{Admission, Audited, Caller, Gateway, Method};
+use crate::gateway::{Caller, Gateway};
 use crate::pb::identity_gateway_server::IdentityGateway;
 use crate::pb::{ItemError, LookupRequest, LookupResponse, VerifyRequest, VerifyResponse};
+use crate::policy::Method;
 
 /// Stream items served at once per stream. Answers still go out in request order; this only
 /// lets one item's audit sync overlap the next items' work.
@@ -83,30 +84,24 @@ impl IdentityGateway for IdentityGatewayService {
         &self,
         req: Request<LookupRequest>,
     ) -> Result<Response<LookupResponse>, Status> {
-        let caller = self
-            .gateway
-            .authenticate(peer(&req)?, Method::Lookup)
-            .await?;
+        let peer = peer(&req)?;
         let answer = self
             .gateway
-            .lookup(&caller, req.get_ref(), Admission::Unary)
+            .unary(peer, convert::lookup_request(req.into_inner()))
             .await?;
-        Ok(Response::new(answer.value))
+        Ok(Response::new(convert::lookup_response(answer)))
     }
 
     async fn verify(
         &self,
         req: Request<VerifyRequest>,
     ) -> Result<Response<VerifyResponse>, Status> {
-        let caller = self
-            .gateway
-            .authenticate(peer(&req)?, Method::Verify)
-            .await?;
+        let peer = peer(&req)?;
         let answer = self
             .gateway
-            .verify(&caller, req.get_ref(), Admission::Unary)
+            .unary(peer, convert::verify_request(req.into_inner()))
             .await?;
-        Ok(Response::new(answer.value))
+        Ok(Response::new(convert::verify_response(answer)))
     }
 
     type LookupStreamStream = ResponseStream<LookupResponse>;
@@ -117,7 +112,7 @@ impl IdentityGateway for IdentityGatewayService {
     ) -> Result<Response<Self::LookupStreamStream>, Status> {
         let caller = self
             .gateway
-            .authenticate(peer(&req)?, Method::Lookup)
+            .open_stream(peer(&req)?, Method::Lookup)
             .await?;
         let out = serve_stream(
             req.into_inner(),
@@ -125,10 +120,11 @@ impl IdentityGateway for IdentityGatewayService {
             Method::Lookup,
             self.gateway.clone(),
             |gw, caller, req: LookupRequest| async move {
-                match gw.lookup(&caller, &req, Admission::Stream).await {
-                    Ok(Audited { value, .. }) => value,
+                let request_id = req.request_id.clone();
+                match gw.stream_item(&caller, convert::lookup_request(req)).await {
+                    Ok(answer) => convert::lookup_response(answer),
                     Err(e) => LookupResponse {
-                        request_id: req.request_id,
+                        request_id,
                         error: item_error(e),
                         ..Default::default()
                     },
@@ -146,7 +142,7 @@ impl IdentityGateway for IdentityGatewayService {
     ) -> Result<Response<Self::VerifyStreamStream>, Status> {
         let caller = self
             .gateway
-            .authenticate(peer(&req)?, Method::Verify)
+            .open_stream(peer(&req)?, Method::Verify)
             .await?;
         let out = serve_stream(
             req.into_inner(),
@@ -154,10 +150,11 @@ impl IdentityGateway for IdentityGatewayService {
             Method::Verify,
             self.gateway.clone(),
             |gw, caller, req: VerifyRequest| async move {
-                match gw.verify(&caller, &req, Admission::Stream).await {
-                    Ok(Audited { value, .. }) => value,
+                let request_id = req.request_id.clone();
+                match gw.stream_item(&caller, convert::verify_request(req)).await {
+                    Ok(answer) => convert::verify_response(answer),
                     Err(e) => VerifyResponse {
-                        request_id: req.request_id,
+                        request_id,
                         error: item_error(e),
                         ..Default::default()
                     },

@@ -1,11 +1,13 @@
 //! The tonic services: thin handlers that take the caller from the connection, call the
 //! [`Gateway`](crate::gateway::Gateway) and convert its answer. No rule lives here.
 //!
+//! - [`convert`]: every conversion between protobuf messages and the domain's types.
 //! - [`status`]: the one place domain errors become gRPC statuses.
 //! - [`identity_gateway`]: Lookup, Verify and their streams (role "agency").
 //! - [`registry`]: PutCitizen (role "registry").
 //! - [`operator`]: GetStats (role "operator").
 
+pub mod convert;
 pub mod identity_gateway;
 pub mod operator;
 pub mod registry;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::peer;
-use crate::gateway::{Gateway, Method};
+use super::{convert, peer};
+use crate::gateway::{Gateway, StatsRequest};
 use crate::pb::operator_server::Operator;
 use crate::pb::{GetStatsRequest, GetStatsResponse};
 
@@ -25,11 +25,7 @@ impl Operator for OperatorService {
         &self,
         req: Request<GetStatsRequest>,
     ) -> Result<Response<GetStatsResponse>, Status> {
-        let caller = self
-            .gateway
-            .authenticate(peer(&req)?, Method::GetStats)
-            .await?;
-        let answer = self.gateway.get_stats(&caller).await?;
-        Ok(Response::new(answer.value))
+        let answer = self.gateway.unary(peer(&req)?, StatsRequest).await?;
+        Ok(Response::new(convert::stats_response(answer)))
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::peer;
-use crate::gateway::{Gateway, Method};
+use super::{convert, peer};
+use crate::gateway::Gateway;
 use crate::pb::registry_admin_server::RegistryAdmin;
 use crate::pb::{PutCitizenRequest, PutCitizenResponse};
 
@@ -25,11 +25,11 @@ impl RegistryAdmin for RegistryService {
         &self,
         req: Request<PutCitizenRequest>,
     ) -> Result<Response<PutCitizenResponse>, Status> {
-        let caller = self
+        let peer = peer(&req)?;
+        let answer = self
             .gateway
-            .authenticate(peer(&req)?, Method::PutCitizen)
+            .unary(peer, convert::put_request(req.into_inner()))
             .await?;
-        let answer = self.gateway.put_citizen(&caller, req.into_inner()).await?;
-        Ok(Response::new(answer.value))
+        Ok(Response::new(convert::put_response(answer)))
     }
 }

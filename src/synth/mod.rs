@@ -1,5 +1,5 @@
 //! The synthetic population: realistic, deterministic citizens for the dev setup, tests and
-//! benchmarks, and the bulk loader that seeds a [`Store`](crate::store::Store) with them.
+//! benchmarks, and the bulk loader that seeds a store ([`Loader`](crate::store::Loader)) with them.
 //!
 //! Record `i` of population `seed` is a pure function of `(seed, i)`: generation splits into
 //! chunks across threads with no coordination, and a load generator finds the k-th citizen's
@@ -37,10 +37,10 @@ mod tables;
 
 pub use seeding::{SeedError, SeedPlan, SeedReport, seed_store};
 
-use prost_types::Timestamp;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::citizen::{Citizen, LifeStatus, Sex};
 use crate::id::{CitizenId, IdSex};
-use crate::pb::{Citizen, LifeStatus, Sex};
 use dates::{add_years, days_from_civil, days_in_year, format_date};
 use rng::{Rng, hash2};
 use tables::{Group, Pattern, Region};
@@ -96,21 +96,18 @@ pub fn citizen_id_at(seed: u64, index: u64) -> CitizenId {
 
 /// Record `index` of population `seed`.
 pub fn citizen_at(seed: u64, index: u64) -> Citizen {
-    record_at(seed, index).1
+    record_at(seed, index)
 }
 
 /// The instant every record of population `seed` was last updated: a second of the snapshot
 /// day chosen by the seed, so reseeding never changes it.
-pub fn updated_at(seed: u64) -> Timestamp {
-    let snapshot_secs = i64::from(SNAPSHOT) * 86_400;
-    Timestamp {
-        seconds: snapshot_secs + (hash2(seed, UPDATED_KEY) % 86_400) as i64,
-        nanos: 0,
-    }
+pub fn updated_at(seed: u64) -> SystemTime {
+    let snapshot_secs = u64::try_from(SNAPSHOT).unwrap_or(0) * 86_400;
+    UNIX_EPOCH + Duration::from_secs(snapshot_secs + hash2(seed, UPDATED_KEY) % 86_400)
 }
 
-/// The id and the record, so the seeder derives the id only once.
-fn record_at(seed: u64, index: u64) -> (CitizenId, Citizen) {
+/// Record `index` of population `seed`.
+fn record_at(seed: u64, index: u64) -> Citizen {
     let id = citizen_id_at(seed, index);
     let mut rng = Rng::new(hash2(seed ^ RECORD_KEY, index));
     let province = id.province_code();
@@ -161,11 +158,11 @@ fn record_at(seed: u64, index: u64) -> (CitizenId, Citizen) {
 
     let deceased = rng.chance(deaths_per_10k(age));
 
-    let citizen = Citizen {
-        citizen_id: id.to_string(),
+    Citizen {
+        id,
         full_name,
         date_of_birth: format_date(born),
-        sex: if female { Sex::Female } else { Sex::Male } as i32,
+        sex: if female { Sex::Female } else { Sex::Male },
         place_of_origin,
         permanent_address,
         current_address,
@@ -179,11 +176,10 @@ fn record_at(seed: u64, index: u64) -> (CitizenId, Citizen) {
             LifeStatus::Deceased
         } else {
             LifeStatus::Alive
-        } as i32,
+        },
         version: 1,
-        updated_at: Some(updated_at(seed)),
-    };
-    (id, citizen)
+        updated_at: updated_at(seed),
+    }
 }
 
 /// Age on day `on` of someone born on day `born`: birthdays as [`add_years`] counts them, so

@@ -1,4 +1,4 @@
-//! Bulk loading of a synthetic population into a [`Store`].
+//! Bulk loading of a synthetic population into a store, through its [`Loader`].
 //!
 //! Records are written in key order, not index order: sled inserts sequential keys faster
 //! than random ones and leaves a smaller file (measured at 1M records: about 79k/s and 474 MB
@@ -6,7 +6,7 @@
 //! reading evicted leaves back. The ids of a bucket (province, year, sex) are contiguous in
 //! key space, so the key space is cut into ranges of whole buckets; worker threads claim
 //! ranges from a shared counter, enumerate each bucket's indexes (`ids::indexes_in_bucket`),
-//! sort them by id, generate the records and hand them to [`Store::load_batch`] themselves,
+//! sort them by id, generate the records and hand them to [`Loader::load`] themselves,
 //! so generation, encoding and the store's work spread over the cores. Memory stays bounded
 //! by `threads × batch` records plus one bucket's (id, index) pairs, whatever the count.
 //! The calling thread only reports progress.
@@ -21,8 +21,9 @@ use thiserror::Error;
 
 use super::ids::{buckets_by_key, indexes_in_bucket};
 use super::{citizen_id_at, max_population, record_at};
+use crate::citizen::Citizen;
 use crate::id::CitizenId;
-use crate::store::{Store, StoreError};
+use crate::store::{Loader, StoreError};
 
 /// Key ranges per worker thread: enough that a thread which finishes early takes over work,
 /// few enough that each range is a long sequential run for the store.
@@ -37,7 +38,7 @@ pub struct SeedPlan {
     pub seed: u64,
     /// Worker threads; defaults to the available cores.
     pub threads: usize,
-    /// Records per `load_batch` call: large enough to amortise the store's per-batch cost,
+    /// Records per `load` call: large enough to amortise the store's per-batch cost,
     /// small enough that `threads × batch` records are a few megabytes.
     pub batch: usize,
 }
@@ -86,7 +87,7 @@ pub enum SeedError {
 /// after every batch. Existing records with the same ids are overwritten, so seeding again
 /// with the same seed changes nothing.
 pub fn seed_store(
-    store: &dyn Store,
+    store: &dyn Loader,
     plan: &SeedPlan,
     mut progress: impl FnMut(u64),
 ) -> Result<SeedReport, SeedError> {
@@ -162,17 +163,17 @@ pub fn seed_store(
     Ok(SeedReport {
         written,
         elapsed: started.elapsed(),
-        records_in_store: store.len(),
+        records_in_store: store.count()?,
     })
 }
 
 /// One worker's batch on its way to the store.
 struct Writer<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn Loader,
     plan: &'a SeedPlan,
     failed: &'a AtomicBool,
     done_tx: mpsc::Sender<Result<u64, StoreError>>,
-    records: Vec<(CitizenId, crate::pb::Citizen)>,
+    records: Vec<Citizen>,
 }
 
 impl Writer<'_> {
@@ -191,7 +192,7 @@ impl Writer<'_> {
         if self.records.is_empty() {
             return true;
         }
-        let result = self.store.load_batch(&self.records);
+        let result = self.store.load(&self.records);
         let ok = result.is_ok();
         if !ok {
             self.failed.store(true, Ordering::Relaxed);

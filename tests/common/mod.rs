@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use popgate::certs::{CertPair, ClientOptions, DevCa};
 use popgate::client::{ClientTls, connect};
+use popgate::clock::{Clock, ManualClock};
 use popgate::config::Config;
 use popgate::gateway::Gateway;
 use popgate::pb;
@@ -88,6 +89,9 @@ pub struct Options {
     pub limits_toml: String,
     /// Certificates to revoke in the CRL, by client id (issued before the start).
     pub revoked: Vec<String>,
+    /// Run every timer of the gateway on a manual clock the test advances
+    /// ([`TestGateway::clock`]), instead of the system's.
+    pub manual_clock: bool,
 }
 
 impl Default for Options {
@@ -99,6 +103,7 @@ impl Default for Options {
             cache_toml: "capacity = 10000\nttl_secs = 300\n".into(),
             limits_toml: String::new(),
             revoked: Vec::new(),
+            manual_clock: false,
         }
     }
 }
@@ -113,6 +118,11 @@ pub struct TestGateway {
     pub reloader: popgate::server::Reloader,
     /// The address of the Prometheus endpoint.
     pub metrics_addr: SocketAddr,
+    /// Bulk loading into the running store, past the gateway (as another writer of a shared
+    /// store would).
+    pub loader: Arc<dyn popgate::store::Loader>,
+    /// The gateway's clock, with [`Options::manual_clock`].
+    pub clock: Option<Arc<ManualClock>>,
     certs: std::sync::Mutex<std::collections::HashMap<String, CertPair>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -171,10 +181,18 @@ impl TestGateway {
             .await
             .expect("bind metrics");
         let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
-        let server = Server::build(config)
+        let (clock, manual) = match opts.manual_clock {
+            true => {
+                let (c, m) = Clock::manual();
+                (c, Some(m))
+            }
+            false => (Clock::system(), None),
+        };
+        let server = Server::build_with_clock(config, clock)
             .expect("server")
             .with_metrics_listener(metrics_listener);
         let gateway = server.gateway().clone();
+        let loader = server.loader().clone();
         let reloader = server.reloader(config_path.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -192,6 +210,8 @@ impl TestGateway {
             gateway,
             reloader,
             metrics_addr,
+            loader,
+            clock: manual,
             certs: std::sync::Mutex::new(certs),
             shutdown: Some(tx),
             handle: Some(handle),
@@ -291,6 +311,13 @@ impl TestGateway {
         OperatorClient::new(self.channel("operator").await)
     }
 
+    /// The manual clock of a gateway started with [`Options::manual_clock`].
+    pub fn clock(&self) -> &ManualClock {
+        self.clock
+            .as_deref()
+            .expect("start the gateway with Options { manual_clock: true, .. }")
+    }
+
     /// Stops the server and waits until it has finished (audit synced).
     pub async fn stop(mut self) -> (tempfile::TempDir, DevCa) {
         self.shutdown_and_wait().await;
@@ -334,6 +361,16 @@ pub fn citizen(id: &str, name: &str) -> pb::Citizen {
         life_status: pb::LifeStatus::Alive as i32,
         version: 0,
         updated_at: None,
+    }
+}
+
+/// `c` as the store holds it after a write of version `version` (for loading behind the
+/// gateway's back).
+pub fn stored(c: pb::Citizen, version: u64) -> popgate::citizen::Citizen {
+    let draft = popgate::grpc::convert::draft(c);
+    popgate::citizen::Citizen {
+        version,
+        ..popgate::registry::validate(draft, 2026, std::time::SystemTime::now()).expect("valid")
     }
 }
 

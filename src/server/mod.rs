@@ -1,45 +1,35 @@
 //! Wiring: builds the gateway from a validated [`Config`] and serves it on an already-bound
 //! listener until a shutdown future completes (tests bind `127.0.0.1:0` and never sleep).
 //!
-//! Layers, outermost first, each with its reason:
-//! 1. TCP accept with `TCP_NODELAY` (tonic ignores its own setting with
-//!    `serve_with_incoming`; without it p99 jumps to ~40 ms).
-//! 2. TLS 1.3 handshake with a required client certificate, each in its own task with a
-//!    deadline, so a slow or half-open client holds up nobody else.
-//! 3. HTTP/2 with a bound on streams per connection and on message size.
-//! 4. The gRPC services (thin) over the [`Gateway`] (identity → policy → limits → cache →
-//!    store → audit), plus health and reflection.
+//! Layers, outermost first: the [`transport`] (TCP, connection bound, TLS with a client
+//! certificate, HTTP/2 limits), the gRPC services (thin, `crate::grpc`) over the [`Gateway`]
+//! (identity → role → limits → rights → cache/store → audit), plus health and reflection.
+//! [`backends`] picks the store, the audit sink and the rate limiter from the configuration.
+
+pub mod backends;
+pub mod transport;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use futures_util::StreamExt;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
-use crate::audit::{AuditLog, AuditOptions};
 use crate::cache::ReuseCache;
-use crate::config::{Config, Durability};
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::gateway::{Gateway, Parts};
 use crate::grpc::identity_gateway::IdentityGatewayService;
 use crate::grpc::operator::OperatorService;
 use crate::grpc::registry::RegistryService;
-use crate::identity::{self, Peer, TlsError};
+use crate::identity::{self, TlsError};
 use crate::pb;
 use crate::policy::Policy;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{Loader, StoreError};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, Error)]
@@ -65,10 +55,6 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TLS handshakes running at once; more wait in the kernel's accept queue.
-const MAX_HANDSHAKES: usize = 256;
 /// How often refused-for-rate calls are written to the audit log, in aggregate.
 const RATE_LIMIT_AUDIT_PERIOD: Duration = Duration::from_secs(1);
 
@@ -76,13 +62,20 @@ const RATE_LIMIT_AUDIT_PERIOD: Duration = Duration::from_secs(1);
 pub struct Server {
     config: Config,
     gateway: Arc<Gateway>,
+    loader: Arc<dyn Loader>,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
-    /// Opens the store and the audit log and loads the TLS material.
+    /// Opens the backends and loads the TLS material, on the system clock.
     pub fn build(config: Config) -> Result<Server, ServerError> {
+        Self::build_with_clock(config, Clock::system())
+    }
+
+    /// As [`Server::build`], with every timer of the gateway (rates, cache TTL, audit
+    /// checkpoints and probes) on `clock`: tests pass a manual clock and move time themselves.
+    pub fn build_with_clock(config: Config, clock: Clock) -> Result<Server, ServerError> {
         let tls = identity::load(&config.tls)?;
         // Citizens' records and the access log are for the gateway's user alone, whatever the
         // umask; folders that already exist keep the modes their operator gave them.
@@ -96,48 +89,30 @@ impl Server {
                 source,
             })?;
         }
-        let store: Arc<dyn Store> = Arc::new(SledStore::open_with_cache(
-            &config.store.path,
-            config.store.cache_mib,
-        )?);
-        tracing::info!(
-            cache_mib = config.store.cache_mib,
-            "population store opened"
-        );
-        let mut audit_options = AuditOptions::new(config.audit.dir.clone());
-        audit_options.durability = match config.audit.durability {
-            Durability::Sync => crate::audit::Durability::Sync,
-            Durability::Batch => crate::audit::Durability::Batch,
-        };
-        audit_options.flush_ms = config.audit.flush_ms;
-        audit_options.roll_bytes = config.audit.roll_bytes;
-        audit_options.checkpoint_every = config.audit.checkpoint_every;
-        audit_options.checkpoint_secs = config.audit.checkpoint_secs;
-        audit_options.signing_key = config.audit.signing_key.clone();
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
-        audit_options.on_sync = Some(crate::audit::SyncObserver(Arc::new(move |took| {
-            fsync.observe(took.as_secs_f64())
-        })));
-        let audit = AuditLog::open(audit_options).map_err(|source| ServerError::Audit {
-            dir: config.audit.dir.display().to_string(),
-            source,
-        })?;
+        let on_sync =
+            crate::audit::SyncObserver(Arc::new(move |took| fsync.observe(took.as_secs_f64())));
+        let b = backends::open(&config, &clock, Some(on_sync))?;
         let gateway = Arc::new(Gateway::new(Parts {
             policy: Policy::new(&config, tls.revoked.clone()),
-            store,
+            store: b.store,
             cache: ReuseCache::new(
                 config.cache.capacity,
                 Duration::from_secs(config.cache.ttl_secs),
+                clock.clone(),
             ),
-            audit,
+            audit: b.audit,
+            rates: b.rates,
             metrics,
             max_in_flight: config.limits.max_in_flight,
+            clock,
         }));
         set_certificate_expiry(&gateway, &config);
         Ok(Server {
             config,
             gateway,
+            loader: b.loader,
             tls: Arc::new(ArcSwap::new(tls.server_config)),
             metrics_listener: None,
         })
@@ -151,6 +126,12 @@ impl Server {
 
     pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// Bulk loading into the store being served (seeding tests and benchmarks; a write past
+    /// the gateway, so the reuse cache does not hear of it).
+    pub fn loader(&self) -> &Arc<dyn Loader> {
+        &self.loader
     }
 
     /// A handle that re-reads `config_path` and applies it to this server while it runs.
@@ -180,23 +161,20 @@ impl Server {
             .build_v1()
             .map_err(|e| ServerError::Reflection(e.to_string()))?;
 
-        let metrics = self
-            .metrics_listener
-            .map(|l| tokio::spawn(crate::metrics::serve(l, gateway.clone())));
-        let max_msg = self.config.limits.max_message_bytes;
-        let (tx, rx) = mpsc::channel::<PeerStream>(64);
-        let acceptor = tokio::spawn(accept_loop(
-            listener,
-            self.tls.clone(),
-            tx,
-            self.config.limits.max_connections,
-        ));
-        let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+        let metrics = self.metrics_listener.map(|l| {
+            let gw = gateway.clone();
+            let render: crate::metrics::Render = Arc::new(move || {
+                let gw = gw.clone();
+                Box::pin(async move { gw.render_metrics().await })
+            });
+            tokio::spawn(crate::metrics::serve(l, render))
+        });
+        let limits = &self.config.limits;
+        let max_msg = limits.max_message_bytes;
+        let (incoming, acceptor) =
+            transport::incoming(listener, self.tls.clone(), limits.max_connections);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tonic::transport::Server::builder()
-            .max_concurrent_streams(self.config.limits.max_streams_per_connection)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        let serving = transport::http2(limits)
             .add_service(
                 pb::identity_gateway_server::IdentityGatewayServer::new(
                     IdentityGatewayService::new(gateway.clone()),
@@ -243,7 +221,7 @@ impl Server {
         if let Err(e) = gateway.flush_rate_limited().await {
             tracing::warn!(error = %e, "could not audit the last rate-limited calls");
         }
-        let audit = gateway.audit().shutdown().await;
+        let audit = gateway.shutdown().await;
         result?;
         // A log that could not be synced at the end is a failed shutdown, not a clean one.
         audit.map_err(|source| ServerError::Audit {
@@ -281,26 +259,11 @@ impl Reloader {
         let tls = identity::load(&new.tls)?;
         let old = &self.running;
         let restart_only = [
-            (
-                "server",
-                format!("{:?}", old.server) != format!("{:?}", new.server),
-            ),
-            (
-                "store",
-                format!("{:?}", old.store) != format!("{:?}", new.store),
-            ),
-            (
-                "audit",
-                format!("{:?}", old.audit) != format!("{:?}", new.audit),
-            ),
-            (
-                "cache",
-                format!("{:?}", old.cache) != format!("{:?}", new.cache),
-            ),
-            (
-                "limits",
-                format!("{:?}", old.limits) != format!("{:?}", new.limits),
-            ),
+            ("server", old.server != new.server),
+            ("store", old.store != new.store),
+            ("audit", old.audit != new.audit),
+            ("cache", old.cache != new.cache),
+            ("limits", old.limits != new.limits),
         ];
         for (section, changed) in restart_only {
             if changed {
@@ -343,12 +306,16 @@ fn set_certificate_expiry(gateway: &Gateway, config: &Config) {
     gateway.metrics().set_certificates(watched);
 }
 
-/// Keeps the health service in step with the audit log: no audit, no service.
+/// Keeps the health service in step with what the gateway needs to serve: an audit log it
+/// can write and a store that answers. Either down, no service.
 fn spawn_health_watch(gateway: Arc<Gateway>, reporter: tonic_health::server::HealthReporter) {
-    let mut healthy = gateway.audit().health();
+    let mut audit = gateway.audit_health();
+    let mut store = gateway.store_health();
+    drop(gateway);
     tokio::spawn(async move {
         loop {
-            let status = if *healthy.borrow_and_update() {
+            let serving = *audit.borrow_and_update() && *store.borrow_and_update();
+            let status = if serving {
                 ServingStatus::Serving
             } else {
                 ServingStatus::NotServing
@@ -361,132 +328,13 @@ fn spawn_health_watch(gateway: Arc<Gateway>, reporter: tonic_health::server::Hea
             ] {
                 reporter.set_service_status(name, status).await;
             }
-            if healthy.changed().await.is_err() {
+            let changed = tokio::select! {
+                r = audit.changed() => r,
+                r = store.changed() => r,
+            };
+            if changed.is_err() {
                 return;
             }
         }
     });
-}
-
-/// Accepts TCP connections and runs each TLS handshake in its own task.
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Arc<ArcSwap<rustls::ServerConfig>>,
-    tx: mpsc::Sender<PeerStream>,
-    max_connections: usize,
-) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    let connections = Arc::new(Semaphore::new(max_connections));
-    loop {
-        // A place for the connection for its whole life, then one among the handshakes.
-        let Ok(connection) = connections.clone().acquire_owned().await else {
-            return;
-        };
-        let Ok(permit) = handshakes.clone().acquire_owned().await else {
-            return;
-        };
-        let (tcp, addr) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(peer = %addr, error = %e, "could not set TCP_NODELAY");
-        }
-        let acceptor = TlsAcceptor::from(tls.load_full());
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => match PeerStream::new(stream, addr, connection) {
-                    Some(conn) => {
-                        let _ = tx.send(conn).await;
-                    }
-                    None => {
-                        tracing::info!(peer = %addr, "connection without client certificate dropped")
-                    }
-                },
-                Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake refused"),
-                Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-/// An accepted, handshaken connection and who is at the other end.
-pub struct PeerStream {
-    inner: TlsStream<TcpStream>,
-    peer: Arc<Peer>,
-    /// Released when the connection closes.
-    _place: OwnedSemaphorePermit,
-}
-
-impl PeerStream {
-    /// Wraps a finished handshake. `None` when the client sent no certificate (the verifier
-    /// requires one, so this does not happen with our configuration).
-    fn new(
-        inner: TlsStream<TcpStream>,
-        addr: SocketAddr,
-        place: OwnedSemaphorePermit,
-    ) -> Option<PeerStream> {
-        let leaf = inner.get_ref().1.peer_certificates()?.first()?;
-        let peer = Arc::new(Peer::from_certificate(addr, leaf.as_ref()));
-        Some(PeerStream {
-            inner,
-            peer,
-            _place: place,
-        })
-    }
-}
-
-impl tonic::transport::server::Connected for PeerStream {
-    type ConnectInfo = Arc<Peer>;
-
-    fn connect_info(&self) -> Arc<Peer> {
-        self.peer.clone()
-    }
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }

@@ -1,47 +1,57 @@
 //! Per-client rate limits and the process-wide bound on work in flight.
 //!
-//! Each configured client has its own GCRA limiter (governor) with its `rate_per_sec` and
-//! `burst`, so a telecom re-verifying its whole base cannot slow a ministry. Only configured
-//! clients have a limiter: an unknown certificate name never grows this state. A unary call
-//! over the rate is refused at once with the time until capacity returns; a stream item waits
-//! for capacity instead (pacing), so a stream never fails for being fast.
+//! Each configured client has its own rate (`rate_per_sec` and `burst`), so a telecom
+//! re-verifying its whole base cannot slow a ministry. Where a rate's state lives is a
+//! [`RateBackend`]'s business ([`local`]: this process); the gateway sees only [`Rate`]. Only
+//! configured clients have a rate: an unknown certificate name never grows this state. A unary
+//! call over the rate is refused at once with the time until capacity returns; a stream item
+//! waits for capacity instead (pacing, on the gateway's [`Clock`]), so a stream never fails for
+//! being fast.
 //!
 //! The in-flight bound sheds calls past it at once (UNAVAILABLE) rather than queueing them
 //! until they time out: queued work is memory the process cannot bound.
 
+pub mod local;
+
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::gateway::Method;
+use crate::clock::Clock;
 use crate::identity::Peer;
-use crate::policy::{Client, Policy};
+use crate::policy::{Client, Method, Policy};
 
-/// One client's limiter and its pending count of refused calls, for the aggregated audit
-/// record (one per client per second, not one per refused call).
+/// One client's rate, wherever its state is kept.
+pub trait Rate: Send + Sync {
+    /// Takes one unit of capacity now, or says how long until there is one.
+    fn try_acquire(&self) -> Result<(), Duration>;
+}
+
+/// Where the clients' rates are kept: makes one client's [`Rate`].
+pub trait RateBackend: Send + Sync {
+    fn rate(&self, client: &str, rate_per_sec: u32, burst: u32) -> Arc<dyn Rate>;
+}
+
+/// One client's rate and its pending count of refused calls, for the aggregated audit record
+/// (one per client per second, not one per refused call).
 pub struct ClientLimit {
-    limiter: DefaultDirectRateLimiter,
+    rate: Arc<dyn Rate>,
     quota: (u32, u32),
     /// Calls refused since the last aggregated audit record, by method.
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; Method::ALL.len()],
     /// The caller of the latest refused call, for the aggregated record.
     last_refused_peer: ArcSwapOption<Peer>,
 }
 
 impl ClientLimit {
-    pub fn new(rate: u32, burst: u32) -> ClientLimit {
-        let quota = Quota::per_second(NonZeroU32::new(rate.max(1)).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN));
+    fn new(rate: Arc<dyn Rate>, quota: (u32, u32)) -> ClientLimit {
         ClientLimit {
-            limiter: RateLimiter::direct(quota),
-            quota: (rate, burst),
+            rate,
+            quota,
             refused: Default::default(),
             last_refused_peer: ArcSwapOption::empty(),
         }
@@ -49,9 +59,14 @@ impl ClientLimit {
 
     /// Takes one unit of capacity now, or says how long until there is one.
     pub fn try_acquire(&self) -> Result<(), Duration> {
-        self.limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.rate.try_acquire()
+    }
+
+    /// Waits on `clock` until one unit of capacity is free and takes it.
+    pub async fn acquire(&self, clock: &Clock) {
+        while let Err(wait) = self.try_acquire() {
+            clock.sleep(wait.max(Duration::from_micros(50))).await;
+        }
     }
 
     /// Counts a call refused for its rate, to be audited in aggregate.
@@ -66,19 +81,10 @@ impl ClientLimit {
         let n = self.refused[method as usize].swap(0, Ordering::Relaxed);
         (
             n,
-            if n > 0 {
-                self.last_refused_peer.load_full()
-            } else {
-                None
-            },
+            (n > 0)
+                .then(|| self.last_refused_peer.load_full())
+                .flatten(),
         )
-    }
-
-    /// Waits until one unit of capacity is free and takes it.
-    pub async fn acquire(&self) {
-        while let Err(wait) = self.try_acquire() {
-            tokio::time::sleep(wait.max(Duration::from_micros(50))).await;
-        }
     }
 }
 
@@ -86,19 +92,31 @@ impl ClientLimit {
 const UNKNOWN_RATE: u32 = 100;
 
 pub struct Limits {
+    backend: Arc<dyn RateBackend>,
     clients: ArcSwap<HashMap<Arc<str>, Arc<ClientLimit>>>,
     /// Shared by every certificate whose name is no configured client: their refusals are
-    /// audited individually up to this rate, in aggregate past it.
+    /// audited individually up to this rate, in aggregate past it. Kept in this process
+    /// whatever the backend: it protects this node's audit log.
     unknown: Arc<ClientLimit>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
 }
 
 impl Limits {
-    pub fn new(policy: &Policy, max_in_flight: usize) -> Limits {
+    pub fn new(
+        policy: &Policy,
+        max_in_flight: usize,
+        backend: Arc<dyn RateBackend>,
+        clock: &Clock,
+    ) -> Limits {
+        let unknown = local::LocalRate::new(clock, UNKNOWN_RATE, UNKNOWN_RATE);
         let limits = Limits {
+            backend,
             clients: ArcSwap::from_pointee(HashMap::new()),
-            unknown: Arc::new(ClientLimit::new(UNKNOWN_RATE, UNKNOWN_RATE)),
+            unknown: Arc::new(ClientLimit::new(
+                Arc::new(unknown),
+                (UNKNOWN_RATE, UNKNOWN_RATE),
+            )),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
         };
@@ -113,12 +131,12 @@ impl Limits {
         let new = policy
             .clients()
             .map(|c: &Arc<Client>| {
-                let kept = old
-                    .get(&*c.id)
-                    .filter(|l| l.quota == (c.rate_per_sec, c.burst))
-                    .cloned();
-                let limit =
-                    kept.unwrap_or_else(|| Arc::new(ClientLimit::new(c.rate_per_sec, c.burst)));
+                let quota = (c.rate_per_sec, c.burst);
+                let kept = old.get(&*c.id).filter(|l| l.quota == quota).cloned();
+                let limit = kept.unwrap_or_else(|| {
+                    let rate = self.backend.rate(&c.id, c.rate_per_sec, c.burst);
+                    Arc::new(ClientLimit::new(rate, quota))
+                });
                 (c.id.clone(), limit)
             })
             .collect();
@@ -156,23 +174,5 @@ impl Limits {
     /// Calls in flight now.
     pub fn in_flight(&self) -> usize {
         self.max_in_flight - self.in_flight.available_permits()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn burst_then_refusal_with_a_wait() {
-        let l = ClientLimit::new(10, 3);
-        for _ in 0..3 {
-            assert!(l.try_acquire().is_ok());
-        }
-        let wait = l.try_acquire().unwrap_err();
-        assert!(
-            wait > Duration::ZERO && wait <= Duration::from_millis(100),
-            "{wait:?}"
-        );
     }
 }
