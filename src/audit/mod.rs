@@ -8,9 +8,10 @@
 //!
 //! Modules: [`record`] (the event and its one-line encoding), [`chain`] (hashes and hex),
 //! [`writer`] (the appender: group commit, rolling, failing closed), `syncer` (`batch` mode's
-//! syncs, off the writer's thread), [`recovery`] (cutting a
-//! torn tail at open), [`checkpoint`] (signed chain heads), [`verify`] (checking a whole log),
-//! [`scan`] (file names and fast line reading).
+//! syncs, off the writer's thread), [`recovery`] (cutting a torn tail at open), [`checkpoint`]
+//! (signed chain heads), [`verify`] (checking a whole log), [`query`] (selecting, paging and
+//! counting records: the engine behind `audit query|report|stats`), [`scan`] (file names and
+//! fast line reading).
 //!
 //! # Files
 //!
@@ -84,6 +85,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod query;
 pub mod record;
 pub mod recovery;
 pub mod scan;

@@ -1,21 +1,25 @@
 //! `popgate audit query|verify|report|stats`: operators read and check the audit log.
 //!
-//! Read-only: these commands never change the files, so they are safe on a live log (a line
-//! being written shows as an incomplete last line and is skipped). Scans stream the files once,
-//! parse lines in place and skip what cannot match (a substring test before parsing, whole
-//! files before `--since`, everything after `--until`, since `ts` never decreases).
+//! Only the command line lives here: the clap arguments, turning them into the library's
+//! types (a bad value is reported with the flag it came from), and printing tables, `--json`
+//! and warnings about lines that were not records. Which records match, how the files are
+//! read and what is counted belong to [`crate::audit::query`] (and [`crate::audit::verify`]
+//! for `verify`), so that every reader of the log selects and counts alike; nothing here
+//! reads the files itself. All four commands are read-only and safe on a live log.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::audit::checkpoint::PublicKey;
-use crate::audit::record::{Outcome, Record, format_ts, parse_ts_us, push_json_str};
-use crate::audit::scan::{self, LineReader, LogFile};
+use crate::audit::query::{
+    Bound, Counts, FileLog, Filter, QueryError, Skipped, Source, TimeRange, owned,
+};
+use crate::audit::record::{Outcome, Record};
 use crate::audit::verify::{VerifyOptions, verify};
 
 #[derive(Args, Debug)]
@@ -143,228 +147,63 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// A time bound as the canonical `ts` text, so records compare as strings.
-fn parse_bound(flag: &str, t: &str) -> anyhow::Result<String> {
-    let us = parse_ts_us(t)
-        .or_else(|| parse_ts_us(&format!("{t}T00:00:00Z")))
-        .with_context(|| {
-            format!(
-                "--{flag} {t:?}: expected RFC 3339 (2026-11-24T05:00:00Z) or a date (2026-11-24)"
-            )
-        })?;
-    Ok(format_ts(us))
-}
-
-/// What the scanning commands select.
-#[derive(Default)]
-struct Filter {
-    since: Option<String>,
-    until: Option<String>,
-    client: Option<String>,
-    citizen: Option<String>,
-    outcome: Option<Outcome>,
-    /// Substrings a matching line must contain, as the writer encodes them: a cheap test
-    /// that spares parsing lines that cannot match.
-    needles: Vec<String>,
-}
-
-impl Filter {
-    fn new(range: &Range) -> anyhow::Result<Filter> {
-        let f = Filter {
-            since: range
-                .since
-                .as_deref()
-                .map(|t| parse_bound("since", t))
-                .transpose()?,
-            until: range
-                .until
-                .as_deref()
-                .map(|t| parse_bound("until", t))
-                .transpose()?,
-            ..Filter::default()
-        };
-        if let (Some(s), Some(u)) = (&f.since, &f.until)
-            && s >= u
-        {
-            bail!("--since {s} is not before --until {u}");
-        }
-        Ok(f)
-    }
-
-    fn client(mut self, c: Option<String>) -> Self {
-        if let Some(c) = &c {
-            self.needles.push(key_needle("client", c));
-        }
-        self.client = c;
-        self
-    }
-
-    fn citizen(mut self, c: Option<String>) -> Self {
-        if let Some(c) = &c {
-            self.needles.push(key_needle("citizen_id", c));
-        }
-        self.citizen = c;
-        self
-    }
-
-    fn may_match(&self, line: &[u8]) -> bool {
-        if self.needles.is_empty() {
-            return true;
-        }
-        match std::str::from_utf8(line) {
-            Ok(s) => self.needles.iter().all(|n| s.contains(n.as_str())),
-            // Not what the writer writes; let the parser say so.
-            Err(_) => true,
-        }
-    }
-
-    fn matches(&self, r: &Record<'_>) -> bool {
-        self.since.as_deref().is_none_or(|s| &*r.ts >= s)
-            && self.until.as_deref().is_none_or(|u| &*r.ts < u)
-            && self.client.as_deref().is_none_or(|c| *r.client == *c)
-            && self
-                .citizen
-                .as_deref()
-                .is_none_or(|c| r.citizen_id.as_deref() == Some(c))
-            && self.outcome.is_none_or(|o| r.outcome == o)
-    }
-
-    /// Whether `r` is past `--until`: with `ts` never decreasing, nothing after it matches.
-    fn past_end(&self, r: &Record<'_>) -> bool {
-        self.until.as_deref().is_some_and(|u| &*r.ts >= u)
-    }
-}
-
-/// `"key":<value as JSON>` exactly as the writer spells it.
-fn key_needle(key: &str, value: &str) -> String {
-    let mut v = Vec::new();
-    push_json_str(&mut v, key);
-    v.push(b':');
-    push_json_str(&mut v, value);
-    String::from_utf8(v).unwrap_or_default()
-}
-
-/// The `ts` of a file's first record, if it has one.
-fn first_ts(file: &LogFile) -> Option<String> {
-    let mut r = LineReader::open(&file.path).ok()?;
-    let line = r.next_line().ok()??;
-    Record::parse(line.bytes).ok().map(|r| r.ts.0.into_owned())
-}
-
-/// The files that can hold records in the `--since`/`--until` range: `ts` never decreases
-/// along the log, so a file is skipped when it starts at or after `--until`, or when the
-/// next file already starts before `--since`.
-fn select_files(files: Vec<LogFile>, filter: &Filter) -> Vec<LogFile> {
-    if filter.since.is_none() && filter.until.is_none() {
-        return files;
-    }
-    let firsts: Vec<Option<String>> = files.iter().map(first_ts).collect();
-    files
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            let starts_late = filter
-                .until
-                .as_ref()
-                .is_some_and(|u| firsts[*i].as_ref().is_some_and(|t| t >= u));
-            let ends_early = filter.since.as_ref().is_some_and(|s| {
-                firsts
-                    .get(i + 1)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|t| t < s)
-            });
-            !starts_late && !ends_early
-        })
-        .map(|(_, f)| f)
-        .collect()
-}
-
-/// What scanning one file produced.
-struct FileScan<A> {
-    acc: A,
-    /// Messages for the first lines that were not records.
-    bad: Vec<String>,
-    bad_count: u64,
-}
-
-fn scan_file<A>(
-    file: &LogFile,
-    filter: &Filter,
-    new: &impl Fn() -> A,
-    each: &impl Fn(&mut A, &Record<'_>, &[u8]) -> bool,
-) -> io::Result<FileScan<A>> {
-    let mut out = FileScan {
-        acc: new(),
-        bad: Vec::new(),
-        bad_count: 0,
+/// `--since`/`--until` as the library's range; a bad value names its flag.
+fn time_range(range: &Range) -> anyhow::Result<TimeRange> {
+    let bound = |flag: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| Bound::parse(t).map_err(|e| anyhow!("--{flag} {e}")))
+            .transpose()
     };
-    let mut reader = LineReader::open(&file.path)?;
-    while let Some(line) = reader.next_line()? {
-        if !line.complete || !filter.may_match(line.bytes) {
-            continue;
-        }
-        let rec = match Record::parse(line.bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                out.bad_count += 1;
-                if out.bad.len() < 10 {
-                    out.bad.push(format!(
-                        "{} line {}: not a record ({e}); skipped, run `popgate audit verify`",
-                        file.name(),
-                        line.number
-                    ));
-                }
-                continue;
-            }
-        };
-        if filter.past_end(&rec) {
-            break;
-        }
-        if filter.matches(&rec) && !each(&mut out.acc, &rec, line.bytes) {
-            break;
-        }
-    }
-    Ok(out)
+    TimeRange::new(bound("since", &range.since)?, bound("until", &range.until)?).map_err(flag_error)
 }
 
-/// Scans the files that can hold matching records, several at a time. `each` folds the
-/// matching records of one file into a fresh `new()` (and returns `false` once that file
-/// needs no more); `merge` receives the files' results in log order and returns `false` to
-/// stop. Lines that are not records are reported on stderr and skipped.
-fn scan_records<A: Send>(
-    dir: &Path,
-    filter: &Filter,
-    new: impl Fn() -> A + Sync,
-    each: impl Fn(&mut A, &Record<'_>, &[u8]) -> bool + Sync,
-    mut merge: impl FnMut(A) -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    if !dir.is_dir() {
-        bail!("--dir {}: no such directory", dir.display());
+/// The log in `--dir`.
+fn open_log(dir: &Path) -> anyhow::Result<FileLog> {
+    FileLog::open(dir).map_err(flag_error)
+}
+
+/// The library's errors in the words of this command's flags.
+fn flag_error(e: QueryError) -> anyhow::Error {
+    match e {
+        QueryError::EmptyRange { since, until } => {
+            anyhow!("--since {since} is not before --until {until}")
+        }
+        QueryError::NoLog { dir } => anyhow!("--dir {}: no such directory", dir.display()),
+        e => e.into(),
     }
-    let files = scan::list_files(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let files = select_files(files, filter);
-    let mut bad_lines = 0u64;
-    // A window of files at a time bounds what is held in memory before it is merged.
-    for window in files.chunks(scan::scan_threads()) {
-        let results = scan::par_map(window, |f| scan_file(f, filter, &new, &each));
-        for (file, r) in window.iter().zip(results) {
-            let r = r.with_context(|| format!("reading {}", file.path.display()))?;
-            for b in &r.bad {
-                if bad_lines < 10 {
-                    eprintln!("popgate: {b}");
-                }
-                bad_lines += 1;
+}
+
+/// Reports lines that were not records on stderr as the scan merges them: the first ten, then
+/// how many in all.
+#[derive(Default)]
+struct Warnings {
+    seen: u64,
+}
+
+impl Warnings {
+    fn part(&mut self, s: &Skipped) {
+        for b in &s.first {
+            if self.seen < Skipped::KEPT as u64 {
+                eprintln!("popgate: {b}; skipped, run `popgate audit verify`");
             }
-            bad_lines += r.bad_count - r.bad.len() as u64;
-            if !merge(r.acc)? {
-                return Ok(());
-            }
+            self.seen += 1;
+        }
+        self.seen += s.count - s.first.len() as u64;
+    }
+
+    /// After a scan that read to the end.
+    fn finish(&self) {
+        if self.seen > Skipped::KEPT as u64 {
+            eprintln!("popgate: {} lines in all were not records", self.seen);
         }
     }
-    if bad_lines > 10 {
-        eprintln!("popgate: {bad_lines} lines in all were not records");
+
+    /// What a whole scan skipped.
+    fn all(s: &Skipped) {
+        let mut w = Warnings::default();
+        w.part(s);
+        w.finish();
     }
-    Ok(())
 }
 
 /// Text for a terminal: control characters (which a caller may have put in a request id) are
@@ -398,9 +237,13 @@ fn fields_text(r: &Record<'_>) -> String {
 }
 
 fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let mut filter = Filter::new(&a.range)?.client(a.client).citizen(a.citizen);
-    filter.outcome = a.outcome;
-    let limit = a.limit.unwrap_or(u64::MAX);
+    let filter = Filter {
+        range: time_range(&a.range)?,
+        client: a.client,
+        citizen: a.citizen,
+        outcome: a.outcome,
+        ..Filter::default()
+    };
     if !a.json {
         writeln!(
             out,
@@ -408,34 +251,32 @@ fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             "SEQ", "TS", "CLIENT", "METHOD", "CITIZEN", "OUTCOME", "REUSED", "FIELDS", "PURPOSE"
         )?;
     }
+    let log = open_log(&a.dir)?;
     let json = a.json;
-    let mut left = limit;
-    // Per file: the output text and where each record's text ends, so the limit can cut it.
-    scan_records(
-        &a.dir,
+    let mut warnings = Warnings::default();
+    let n = log.query(
         &filter,
-        || (Vec::<u8>::new(), Vec::<usize>::new()),
-        |(buf, ends), r, line| {
+        a.limit,
+        |buf, r, line| {
             if json {
                 buf.extend_from_slice(line);
                 buf.push(b'\n');
             } else {
                 table_row(buf, r);
             }
-            ends.push(buf.len());
-            (ends.len() as u64) < limit
         },
-        |(buf, ends)| {
-            let take = (ends.len() as u64).min(left) as usize;
-            if take > 0 {
-                out.write_all(&buf[..ends[take - 1]])?;
-            }
-            left -= take as u64;
-            Ok(left > 0)
+        |part| {
+            warnings.part(&part.skipped);
+            out.write_all(part.value)?;
+            Ok::<_, anyhow::Error>(true)
         },
     )?;
+    // Stopped at the limit, the scan did not read the rest: a total would undercount.
+    if n < a.limit.unwrap_or(u64::MAX) {
+        warnings.finish();
+    }
     if !a.json {
-        writeln!(out, "{} record(s)", limit - left)?;
+        writeln!(out, "{n} record(s)")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -532,66 +373,28 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One access, kept for printing newest first.
-struct Access {
-    seq: u64,
-    ts: String,
-    client: String,
-    method: String,
-    fields: String,
-    purpose: String,
-    outcome: String,
-    reused: bool,
-    request_id: String,
-    line: Vec<u8>,
-}
-
 fn report(a: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let filter = Filter::new(&a.range)?.citizen(Some(a.citizen.clone()));
-    let mut found = Vec::new();
-    let json = a.json;
-    scan_records(
-        &a.dir,
-        &filter,
-        Vec::new,
-        |acc: &mut Vec<Access>, r, line| {
-            acc.push(Access {
-                seq: r.seq,
-                ts: r.ts.to_string(),
-                client: r.client.to_string(),
-                method: r.method.to_string(),
-                fields: fields_text(r),
-                purpose: r.purpose.to_string(),
-                outcome: r.outcome.to_string(),
-                reused: r.reused,
-                request_id: r.request_id.to_string(),
-                line: if json { line.to_vec() } else { Vec::new() },
-            });
-            true
-        },
-        |mut acc| {
-            found.append(&mut acc);
-            Ok(true)
-        },
-    )?;
-    found.reverse();
+    let range = time_range(&a.range)?;
+    let log = open_log(&a.dir)?;
     if a.json {
-        for f in &found {
-            out.write_all(&f.line)?;
+        let rep = log.report(&a.citizen, &range, |_, line| line.to_vec())?;
+        Warnings::all(&rep.skipped);
+        for line in &rep.accesses {
+            out.write_all(line)?;
             out.write_all(b"\n")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let clients: std::collections::BTreeSet<&str> =
-        found.iter().map(|f| f.client.as_str()).collect();
+    let rep = log.report(&a.citizen, &range, |r, _| owned(r))?;
+    Warnings::all(&rep.skipped);
     writeln!(
         out,
         "citizen {}: {} access(es) by {} client(s), newest first",
         clean(&a.citizen, 40),
-        found.len(),
-        clients.len()
+        rep.accesses.len(),
+        rep.clients.len()
     )?;
-    if found.is_empty() {
+    if rep.accesses.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
@@ -599,167 +402,48 @@ fn report(a: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         "{:27}  {:16}  {:10}  {:30}  {:24}  {:12}  {:6}  {:>8}  REQUEST_ID",
         "TS", "CLIENT", "METHOD", "FIELDS", "PURPOSE", "OUTCOME", "REUSED", "SEQ"
     )?;
-    for f in &found {
+    for r in &rep.accesses {
         writeln!(
             out,
             "{:27}  {:16}  {:10}  {:30}  {:24}  {:12}  {:6}  {:>8}  {}",
-            clean(&f.ts, 27),
-            clean(&f.client, 16),
-            clean(&f.method, 10),
-            f.fields,
-            clean(&f.purpose, 24),
-            f.outcome,
-            if f.reused { "yes" } else { "no" },
-            f.seq,
-            clean(&f.request_id, 40)
+            clean(&r.ts, 27),
+            clean(&r.client, 16),
+            clean(&r.method, 10),
+            fields_text(r),
+            clean(&r.purpose, 24),
+            r.outcome.as_str(),
+            if r.reused { "yes" } else { "no" },
+            r.seq,
+            clean(&r.request_id, 40)
         )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Counts for one client (or all).
-#[derive(Default, Clone, serde::Serialize)]
-struct Counts {
-    /// Calls: a rate-limited record with `count` stands for that many.
-    calls: u64,
-    ok: u64,
-    denied: u64,
-    invalid: u64,
-    not_found: u64,
-    rate_limited: u64,
-    error: u64,
-    /// `ok` calls answered from the reuse cache.
-    reused: u64,
-    /// reused / ok.
-    reuse_rate: f64,
-}
-
-impl Counts {
-    fn add(&mut self, r: &Record<'_>) {
-        let n = r.calls();
-        self.calls += n;
-        *match r.outcome {
-            Outcome::Ok => &mut self.ok,
-            Outcome::Denied => &mut self.denied,
-            Outcome::Invalid => &mut self.invalid,
-            Outcome::NotFound => &mut self.not_found,
-            Outcome::RateLimited => &mut self.rate_limited,
-            Outcome::Error => &mut self.error,
-        } += n;
-        if r.reused && r.outcome == Outcome::Ok {
-            self.reused += 1;
-        }
-    }
-
-    fn merge(&mut self, o: &Counts) {
-        self.calls += o.calls;
-        self.ok += o.ok;
-        self.denied += o.denied;
-        self.invalid += o.invalid;
-        self.not_found += o.not_found;
-        self.rate_limited += o.rate_limited;
-        self.error += o.error;
-        self.reused += o.reused;
-    }
-
-    fn finish(&mut self) {
-        self.reuse_rate = if self.ok == 0 {
-            0.0
-        } else {
-            self.reused as f64 / self.ok as f64
-        };
-    }
-}
-
-/// Counts over part of the log, merged file by file in log order.
-#[derive(Default)]
-struct StatsAcc {
-    total: Counts,
-    clients: BTreeMap<String, Counts>,
-    records: u64,
-    first_ts: Option<String>,
-    last_ts: Option<String>,
-}
-
-impl StatsAcc {
-    fn add(&mut self, r: &Record<'_>) {
-        self.records += 1;
-        self.total.add(r);
-        match self.clients.get_mut(&*r.client) {
-            Some(c) => c.add(r),
-            None => self.clients.entry(r.client.to_string()).or_default().add(r),
-        }
-        if self.first_ts.is_none() {
-            self.first_ts = Some(r.ts.to_string());
-        }
-        match &mut self.last_ts {
-            Some(t) => {
-                t.clear();
-                t.push_str(&r.ts);
-            }
-            None => self.last_ts = Some(r.ts.to_string()),
-        }
-    }
-
-    fn merge(&mut self, later: StatsAcc) {
-        self.records += later.records;
-        self.total.merge(&later.total);
-        for (k, v) in later.clients {
-            self.clients.entry(k).or_default().merge(&v);
-        }
-        if self.first_ts.is_none() {
-            self.first_ts = later.first_ts;
-        }
-        if later.last_ts.is_some() {
-            self.last_ts = later.last_ts;
-        }
-    }
-}
-
+/// `audit stats --json`: one object, keys in this order.
 #[derive(serde::Serialize)]
-struct StatsOut {
-    since: Option<String>,
-    until: Option<String>,
-    first_ts: Option<String>,
-    last_ts: Option<String>,
+struct StatsOut<'a> {
+    since: Option<&'a str>,
+    until: Option<&'a str>,
+    first_ts: Option<&'a str>,
+    last_ts: Option<&'a str>,
     records: u64,
-    total: Counts,
-    clients: BTreeMap<String, Counts>,
+    total: &'a Counts,
+    clients: &'a BTreeMap<String, Counts>,
 }
 
 fn stats(a: StatsArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let filter = Filter::new(&a.range)?;
-    let mut all = StatsAcc::default();
-    scan_records(
-        &a.dir,
-        &filter,
-        StatsAcc::default,
-        |acc, r, _| {
-            acc.add(r);
-            true
-        },
-        |part| {
-            all.merge(part);
-            Ok(true)
-        },
-    )?;
-    let StatsAcc {
-        mut total,
-        mut clients,
-        records,
-        first_ts,
-        last_ts,
-    } = all;
-    total.finish();
-    clients.values_mut().for_each(Counts::finish);
+    let filter = Filter::range(time_range(&a.range)?);
+    let st = open_log(&a.dir)?.stats(&filter)?;
+    Warnings::all(&st.skipped);
     let s = StatsOut {
-        since: filter.since,
-        until: filter.until,
-        first_ts,
-        last_ts,
-        records,
-        total,
-        clients,
+        since: filter.range.since().map(Bound::as_str),
+        until: filter.range.until().map(Bound::as_str),
+        first_ts: st.first_ts.as_deref(),
+        last_ts: st.last_ts.as_deref(),
+        records: st.records,
+        total: &st.total,
+        clients: &st.clients,
     };
     if a.json {
         serde_json::to_writer(&mut *out, &s)?;
@@ -770,8 +454,8 @@ fn stats(a: StatsArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         out,
         "{} record(s) from {} to {}",
         s.records,
-        s.first_ts.as_deref().unwrap_or("-"),
-        s.last_ts.as_deref().unwrap_or("-")
+        s.first_ts.unwrap_or("-"),
+        s.last_ts.unwrap_or("-")
     )?;
     writeln!(
         out,
@@ -800,13 +484,13 @@ fn stats(a: StatsArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             c.rate_limited,
             c.error,
             c.reused,
-            c.reuse_rate * 100.0
+            c.reuse_rate() * 100.0
         )
     };
-    for (name, c) in &s.clients {
+    for (name, c) in s.clients {
         row(out, name, c)?;
     }
-    row(out, "TOTAL", &s.total)?;
+    row(out, "TOTAL", s.total)?;
     writeln!(out, "reuse rate = reused / ok calls")?;
     Ok(ExitCode::SUCCESS)
 }
