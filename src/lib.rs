@@ -21,7 +21,7 @@
 //! - [`config`]: the typed, validated configuration file.
 //! - [`error`]: the domain error, classified by whose fault it is.
 //! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
-//! - [`certs`]: the dev CA, server and client certificates, CRLs, CSR signing, the audit key.
+//! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
 //! - [`synth`]: the deterministic synthetic population.
 //! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
 //! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
@@ -32,7 +32,6 @@
 pub mod audit;
 pub mod bench;
 pub mod cache;
-pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -45,6 +44,7 @@ pub mod identity;
 pub mod limits;
 pub mod matching;
 pub mod metrics;
+pub mod pki;
 pub mod policy;
 pub mod registry;
 pub mod server;

@@ -1,0 +1,304 @@
+//! Certificates for popgate's mTLS: a development CA, the server certificate, client
+//! certificates, CRLs, and signing agencies' CSRs.
+//!
+//! - `ca.rs`, **in memory**: [`DevCa`] mints the server certificate, client certificates and
+//!   CRLs that tests and `serve --dev` use, including deliberately bad ones (expired, not yet
+//!   valid, server-only, from another CA) for the hostile-client tests; [`ClientOptions`] shapes
+//!   them, [`Serial`] names them.
+//! - `csr.rs`: whether an agency's CSR may be signed (its signature, its key type and size,
+//!   its one CN).
+//! - `dir.rs`, **on disk**: [`init`], [`issue`], [`revoke`], [`sign_csr`], [`list`] over a
+//!   directory laid out as CONTRACT.md §2 says, plus `index.json`, the record of what was
+//!   issued and revoked from which every CRL is rebuilt.
+//! - this file: [`CertError`], the file names, and what the others share (atomic writes,
+//!   whole-second UTC times).
+//!
+//! This module only *issues*. Deciding whether a presented certificate is acceptable (chain,
+//! CRL, CN → client) belongs to `identity`. Nothing here panics on a bad file or CSR: every
+//! problem is a [`CertError`] that says what to do about it.
+
+mod ca;
+mod csr;
+mod dir;
+#[cfg(test)]
+mod test_support;
+
+pub use ca::{CertPair, ClientOptions, DevCa, RevokedCert, Serial, SignedCert};
+pub use dir::{
+    CertEntry, CertState, Issued, Revocation, client_cert_path, client_key_path, init,
+    init_with_hosts, issue, list, new_audit_key, revoke, sign_csr, validate_client_id,
+};
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Common Name of the CA that [`DevCa::generate`] and [`init`] create.
+pub const DEV_CA_CN: &str = "popgate dev CA";
+/// Names the server certificate of [`init`] is valid for: the dev gateway listens on loopback.
+pub const DEFAULT_SERVER_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
+/// Validity of an issued client certificate when the operator does not say.
+pub const DEFAULT_DAYS: u32 = 365;
+/// Longest validity `issue` and `sign` accept: ten years is already far beyond good practice.
+pub const MAX_DAYS: u32 = 3650;
+
+/// File names inside a certificate directory (CONTRACT.md §2 "Files").
+pub const CA_CERT_FILE: &str = "ca.pem";
+pub const CA_KEY_FILE: &str = "ca.key";
+pub const SERVER_CERT_FILE: &str = "server.pem";
+pub const SERVER_KEY_FILE: &str = "server.key";
+pub const CRL_FILE: &str = "ca.crl";
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+pub const AUDIT_PUB_FILE: &str = "audit.pub";
+pub const INDEX_FILE: &str = "index.json";
+
+/// Everything that can go wrong issuing certificates. Each message names the problem and
+/// how to fix it; all of them are the operator's to fix (bad file, bad CSR, bad argument)
+/// except [`CertError::Generate`] and [`CertError::Random`].
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot write {}: {error}; check that the directory exists and is writable", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{} already holds a CA ({CA_CERT_FILE} or {CA_KEY_FILE}): refusing to replace it, since every \
+         certificate it issued would stop working; use another --dir, or delete the old CA deliberately",
+        dir.display()
+    )]
+    CaExists { dir: PathBuf },
+    #[error(
+        "no CA in {dir} ({CA_CERT_FILE} and {CA_KEY_FILE}): run `popgate certs init --dir {dir}` first",
+        dir = dir.display()
+    )]
+    NoCa { dir: PathBuf },
+    #[error("{what} is not usable: {reason}")]
+    BadPem { what: String, reason: String },
+    #[error(
+        "the CA key does not belong to the CA certificate: use the {CA_KEY_FILE} that was written together with {CA_CERT_FILE}"
+    )]
+    CaKeyMismatch,
+    #[error(
+        "the CA certificate is not a CA (no basicConstraints CA:TRUE): give the CA's {CA_CERT_FILE}, not a client or server certificate"
+    )]
+    NotCa,
+    #[error(
+        "invalid client id {id:?}: {reason}; a client id is 1 to 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+    )]
+    InvalidId { id: String, reason: String },
+    #[error(
+        "client id {id:?} is reserved: its files would clash with the CA, server, audit or index files; choose another id"
+    )]
+    ReservedId { id: String },
+    #[error(
+        "client {id:?} already has a certificate that is not revoked (serial {serial}); revoke it first with \
+         `popgate certs revoke --dir {dir} --id {id}`, then issue a new one",
+        dir = dir.display()
+    )]
+    AlreadyIssued {
+        dir: PathBuf,
+        id: String,
+        serial: Serial,
+    },
+    #[error(
+        "no certificate for client {id:?} in {index}; issue one with `popgate certs issue --dir {dir} --id {id}`",
+        index = dir.join(INDEX_FILE).display(),
+        dir = dir.display()
+    )]
+    NotIssued { dir: PathBuf, id: String },
+    #[error("{} exists but is not recorded in {INDEX_FILE}: move it away or choose another id", path.display())]
+    FileInTheWay { path: PathBuf },
+    #[error("{}: {reason}", path.display())]
+    AuditKeyPath { path: PathBuf, reason: String },
+    #[error(
+        "{} is damaged or missing ({reason}): it records every issued and revoked certificate and the CRL is \
+         rebuilt from it, so restore it from a backup rather than deleting it",
+        path.display()
+    )]
+    Index { path: PathBuf, reason: String },
+    #[error("--days {days} is out of range: give 1 to {MAX_DAYS}")]
+    InvalidDays { days: u32 },
+    #[error(
+        "the validity period is empty: not_after ({not_after}) must be later than not_before ({not_before})"
+    )]
+    InvalidValidity {
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    },
+    #[error("{date} cannot be written in a certificate: give a date between the years 0 and 9999")]
+    DateOutOfRange { date: OffsetDateTime },
+    #[error("a server certificate needs at least one host name or IP address")]
+    NoHosts,
+    #[error(
+        "server host {host:?} cannot go in a certificate ({reason}): give an ASCII DNS name or an IP address"
+    )]
+    InvalidHost { host: String, reason: String },
+    #[error(
+        "the CSR is not a PKCS#10 request in PEM ({reason}); create one with \
+         `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ID.key -out ID.csr -subj /CN=ID`"
+    )]
+    CsrParse { reason: String },
+    #[error(
+        "the CSR's signature does not verify: it was altered, or not signed with its own key; ask the agency for a fresh CSR"
+    )]
+    CsrSignature,
+    #[error(
+        "the CSR has an RSA key of {bits} bits, which is too weak: ask for RSA of at least 2048 bits or ECDSA P-256"
+    )]
+    CsrWeakKey { bits: usize },
+    #[error(
+        "the CSR's key type ({key}) is not accepted: ask for an ECDSA P-256 key or RSA of 2048 to 8192 bits"
+    )]
+    CsrUnsupportedKey { key: String },
+    #[error(
+        "the CSR is signed with {algorithm}, which is not accepted: sign it with SHA-256 or stronger (openssl req -sha256)"
+    )]
+    CsrUnsupportedSignature { algorithm: String },
+    #[error(
+        "the CSR subject has no Common Name: the CN is the client id, so regenerate it with -subj /CN={id}"
+    )]
+    CsrNoCn { id: String },
+    #[error("the CSR subject has {count} Common Names: give exactly one, the client id {id:?}")]
+    CsrManyCn { id: String, count: usize },
+    #[error(
+        "the CSR asks for CN {cn:?} but --id is {id:?}: the CN is the client id, so they must be equal"
+    )]
+    CsrCnMismatch { cn: String, id: String },
+    #[error("generating the certificate failed: {0}")]
+    Generate(rcgen::Error),
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrecy {
+    /// Mode 0600: only the owner may read a private key.
+    Private,
+    Public,
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves a half-written
+/// key, CRL or index behind, and a private key is never readable by others even briefly.
+fn write_atomic(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<(), CertError> {
+    let wrap = |error| CertError::Write {
+        path: path.to_owned(),
+        error,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // A leftover temporary file could carry looser permissions than we are about to set.
+    let _ = fs::remove_file(&tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secrecy == Secrecy::Private {
+            0o600
+        } else {
+            0o644
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = secrecy;
+    let mut file = options.open(&tmp).map_err(wrap)?;
+    file.write_all(contents).map_err(wrap)?;
+    file.sync_all().map_err(wrap)?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(wrap)?;
+    // Best effort: make the rename itself durable.
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn read_string(path: &Path) -> Result<String, CertError> {
+    fs::read_to_string(path).map_err(|error| CertError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// PEM with 64-column base64 lines (RFC 7468).
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sextet = |n: u32, shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        out.push(sextet(n, 18));
+        out.push(sextet(n, 12));
+        out.push(if chunk.len() > 1 { sextet(n, 6) } else { '=' });
+        out.push(if chunk.len() > 2 { sextet(n, 0) } else { '=' });
+    }
+    out
+}
+
+/// Lowercase hex, the one encoder the crate uses.
+use crate::audit::chain::to_hex as hex;
+
+/// Certificates carry whole seconds; truncating up front keeps `index.json` equal to what
+/// the certificate says.
+fn utc_secs(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn now_secs() -> OffsetDateTime {
+    utc_secs(OffsetDateTime::now_utc())
+}
+
+/// RFC 3339 in UTC with a `Z`, e.g. `2026-11-24T05:00:00Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_support::der;
+
+    #[test]
+    fn base64_and_pem_match_a_real_decoder() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let pem = pem_encode("CERTIFICATE REQUEST", &bytes);
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        assert_eq!(der(&pem), bytes);
+    }
+}
