@@ -234,31 +234,11 @@ fn read_string(path: &Path) -> Result<String, CertError> {
     })
 }
 
-/// PEM with 64-column base64 lines (RFC 7468).
+/// PEM as OpenSSL writes it: base64 in 64-column lines, each ending in `\n` (RFC 7468). The
+/// `pem` crate's default would end them in `\r\n`.
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sextet = |n: u32, shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        out.push(sextet(n, 18));
-        out.push(sextet(n, 12));
-        out.push(if chunk.len() > 1 { sextet(n, 6) } else { '=' });
-        out.push(if chunk.len() > 2 { sextet(n, 0) } else { '=' });
-    }
-    out
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(label, der), config)
 }
 
 /// Lowercase hex, the one encoder the crate uses.
@@ -290,15 +270,28 @@ mod tests {
 
     #[test]
     fn base64_and_pem_match_a_real_decoder() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+        let body = |data: &[u8]| -> String {
+            pem_encode("X", data)
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect()
+        };
+        assert_eq!(body(b""), "");
+        assert_eq!(body(b"f"), "Zg==");
+        assert_eq!(body(b"fo"), "Zm8=");
+        assert_eq!(body(b"foo"), "Zm9v");
+        assert_eq!(body(b"foobar"), "Zm9vYmFy");
+        assert_eq!(body(&[0xfb, 0xff]), "+/8=");
+        assert_eq!(
+            pem_encode("PRIVATE KEY", b"foobar"),
+            "-----BEGIN PRIVATE KEY-----\nZm9vYmFy\n-----END PRIVATE KEY-----\n"
+        );
         let bytes: Vec<u8> = (0..=255).collect();
         let pem = pem_encode("CERTIFICATE REQUEST", &bytes);
+        assert!(!pem.contains('\r'), "{pem:?}");
         assert!(pem.lines().all(|l| l.len() <= 64));
+        let lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 64));
         assert_eq!(der(&pem), bytes);
     }
 }
