@@ -22,6 +22,7 @@
 //! - [`error`]: the domain error, classified by whose fault it is.
 //! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
 //! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
+//! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key.
 //! - [`synth`]: the deterministic synthetic population.
 //! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
 //! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
@@ -29,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 pub mod audit;
 pub mod bench;
 pub mod cache;

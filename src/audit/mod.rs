@@ -10,7 +10,8 @@
 //! [`writer`] (the appender: group commit, rolling, failing closed), `syncer` (`batch` mode's
 //! syncs, off the writer's thread), [`recovery`] (cutting a
 //! torn tail at open), [`checkpoint`] (signed chain heads), [`verify`] (checking a whole log),
-//! [`scan`] (file names and fast line reading).
+//! [`scan`] (file names and fast line reading), [`signing_key`] (making the checkpoint key's
+//! files).
 //!
 //! # Files
 //!
@@ -87,6 +88,7 @@ pub mod checkpoint;
 pub mod record;
 pub mod recovery;
 pub mod scan;
+pub mod signing_key;
 mod syncer;
 pub mod verify;
 pub mod writer;

@@ -1,6 +1,6 @@
 //! `popgate certs …`: the dev CA, server and client certificates, revocation, and signing
-//! agencies' CSRs. A thin shell over [`crate::pki`]: parse, call, then say what was
-//! written and what to do next.
+//! agencies' CSRs. A thin shell over [`crate::pki`] (and [`crate::audit::signing_key`] for
+//! `audit-key`): parse, call, then say what was written and what to do next.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
+use crate::audit::signing_key;
 use crate::pki;
 
 #[derive(Args)]
@@ -139,10 +140,10 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
                 format!("server certificate for {}: [tls].cert", hosts.join(", "))
             }
             pki::CRL_FILE => "revocation list, empty for now: [tls].crl".to_owned(),
-            pki::AUDIT_KEY_FILE => {
+            signing_key::AUDIT_KEY_FILE => {
                 "Ed25519 key that signs audit checkpoints (mode 0600)".to_owned()
             }
-            pki::AUDIT_PUB_FILE => {
+            signing_key::AUDIT_PUB_FILE => {
                 "its public key, hex: give it to whoever checks the audit log".to_owned()
             }
             pki::INDEX_FILE => {
@@ -160,7 +161,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
 }
 
 fn audit_key(args: AuditKeyArgs) -> anyhow::Result<()> {
-    let (key, public) = pki::new_audit_key(&args.out)?;
+    let (key, public) = signing_key::new_audit_key(&args.out)?;
     println!(
         "  {}  Ed25519 key that signs audit checkpoints (mode 0600)",
         key.display()

@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::pki::ca::common_name;
     use crate::pki::test_support::*;
-    use crate::pki::{ClientOptions, DevCa, Serial, pem_encode};
+    use crate::pki::{ClientOptions, DevCa, Serial};
     use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
 
     #[test]

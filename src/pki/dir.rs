@@ -7,18 +7,16 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    AUDIT_KEY_FILE, AUDIT_PUB_FILE, CA_CERT_FILE, CA_KEY_FILE, CRL_FILE, CertError, ClientOptions,
-    DEFAULT_SERVER_HOSTS, DevCa, INDEX_FILE, MAX_DAYS, RevokedCert, SERVER_CERT_FILE,
-    SERVER_KEY_FILE, Secrecy, Serial, hex, now_secs, pem_encode, read_string, rfc3339,
-    write_atomic,
+    CA_CERT_FILE, CA_KEY_FILE, CRL_FILE, CertError, ClientOptions, DEFAULT_SERVER_HOSTS, DevCa,
+    INDEX_FILE, MAX_DAYS, RevokedCert, SERVER_CERT_FILE, SERVER_KEY_FILE, Secrecy, Serial,
+    now_secs, read_string, rfc3339, write_atomic,
 };
+use crate::audit::signing_key::{self, AUDIT_KEY_FILE, AUDIT_PUB_FILE};
 
 /// Ids whose `<id>.pem`/`<id>.key` would overwrite the CA, server or audit files.
 const RESERVED_IDS: &[&str] = &["ca", "server", "audit", "index"];
@@ -91,7 +89,8 @@ pub fn init_with_hosts(dir: &Path, hosts: &[&str]) -> Result<Vec<PathBuf>, CertE
     let server = ca.server_cert(hosts)?;
     let index = Index::empty();
     let crl = index.crl(&ca)?;
-    let (audit_key_pem, audit_pub) = audit_key()?;
+    // Making the key fails only when the system random number generator does.
+    let audit_key = signing_key::generate().map_err(|_| CertError::Random)?;
 
     let files: [(&str, &str, Secrecy); 8] = [
         (CA_KEY_FILE, ca.key_pem(), Secrecy::Private),
@@ -99,8 +98,8 @@ pub fn init_with_hosts(dir: &Path, hosts: &[&str]) -> Result<Vec<PathBuf>, CertE
         (SERVER_KEY_FILE, &server.key_pem, Secrecy::Private),
         (SERVER_CERT_FILE, &server.cert_pem, Secrecy::Public),
         (CRL_FILE, &crl, Secrecy::Public),
-        (AUDIT_KEY_FILE, &audit_key_pem, Secrecy::Private),
-        (AUDIT_PUB_FILE, &audit_pub, Secrecy::Public),
+        (AUDIT_KEY_FILE, &audit_key.private_pem, Secrecy::Private),
+        (AUDIT_PUB_FILE, &audit_key.public_hex, Secrecy::Public),
         (INDEX_FILE, &index.to_json(), Secrecy::Public),
     ];
     let mut written = Vec::with_capacity(files.len());
@@ -110,46 +109,6 @@ pub fn init_with_hosts(dir: &Path, hosts: &[&str]) -> Result<Vec<PathBuf>, CertE
         written.push(path);
     }
     Ok(written)
-}
-
-/// A new audit signing key at `key` (PKCS#8 PEM, mode 0600) and its public key as hex beside
-/// it (`key` with the extension `.pub`), for rotating the key (OPERATIONS.md §8.3.2). Refuses
-/// to overwrite either: an audit key replaced by mistake can no longer be told from a forger.
-pub fn new_audit_key(key: &Path) -> Result<(PathBuf, PathBuf), CertError> {
-    let public = key.with_extension("pub");
-    if public == key {
-        return Err(CertError::AuditKeyPath {
-            path: key.to_owned(),
-            reason:
-                "must not end in .pub: that name is for its public key (use e.g. audit-2027.key)"
-                    .into(),
-        });
-    }
-    for path in [key, public.as_path()] {
-        if path.exists() {
-            return Err(CertError::AuditKeyPath {
-                path: path.to_owned(),
-                reason: "exists already; an audit key is never overwritten: choose another name"
-                    .into(),
-            });
-        }
-    }
-    let (pem, hex) = audit_key()?;
-    write_atomic(key, pem.as_bytes(), Secrecy::Private)?;
-    write_atomic(&public, hex.as_bytes(), Secrecy::Public)?;
-    Ok((key.to_owned(), public))
-}
-
-/// A fresh Ed25519 key for signing audit checkpoints: the PKCS#8 document exactly as ring
-/// generates it, in PEM, and the raw public key as hex.
-fn audit_key() -> Result<(String, String), CertError> {
-    let pkcs8 =
-        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| CertError::Random)?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| CertError::Random)?;
-    Ok((
-        pem_encode("PRIVATE KEY", pkcs8.as_ref()),
-        format!("{}\n", hex(pair.public_key().as_ref())),
-    ))
 }
 
 /// What [`issue`] or [`sign_csr`] wrote.
@@ -531,7 +490,7 @@ mod tests {
     use crate::pki::DEV_CA_CN;
     use crate::pki::test_support::*;
     use rcgen::KeyPair;
-    use ring::signature;
+    use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 
     #[test]
     fn client_ids_are_safe_file_names() {
@@ -622,7 +581,13 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
-        assert_eq!(public.trim_end(), hex(pair.public_key().as_ref()));
+        let hex: String = pair
+            .public_key()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(public.trim_end(), hex);
         // And the key signs what the public key verifies.
         let sig = pair.sign(b"checkpoint");
         signature::UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref())

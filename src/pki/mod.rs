@@ -10,8 +10,11 @@
 //! - `dir.rs`, **on disk**: [`init`], [`issue`], [`revoke`], [`sign_csr`], [`list`] over a
 //!   directory laid out as CONTRACT.md §2 says, plus `index.json`, the record of what was
 //!   issued and revoked from which every CRL is rebuilt.
-//! - this file: [`CertError`], the file names, and what the others share (atomic writes,
-//!   whole-second UTC times).
+//! - this file: [`CertError`], the file names, and what the others share (reading and
+//!   atomically writing files, whole-second UTC times).
+//!
+//! The audit signing key that `init` writes beside the CA belongs to the audit log
+//! ([`crate::audit::signing_key`]); `init` only asks it for a new one.
 //!
 //! This module only *issues*. Deciding whether a presented certificate is acceptable (chain,
 //! CRL, CN → client) belongs to `identity`. Nothing here panics on a bad file or CSR: every
@@ -26,15 +29,16 @@ mod test_support;
 pub use ca::{CertPair, ClientOptions, DevCa, RevokedCert, Serial, SignedCert};
 pub use dir::{
     CertEntry, CertState, Issued, Revocation, client_cert_path, client_key_path, init,
-    init_with_hosts, issue, list, new_audit_key, revoke, sign_csr, validate_client_id,
+    init_with_hosts, issue, list, revoke, sign_csr, validate_client_id,
 };
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
+
+use crate::atomic_file::{self, Secrecy};
 
 /// Common Name of the CA that [`DevCa::generate`] and [`init`] create.
 pub const DEV_CA_CN: &str = "popgate dev CA";
@@ -51,8 +55,6 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const SERVER_CERT_FILE: &str = "server.pem";
 pub const SERVER_KEY_FILE: &str = "server.key";
 pub const CRL_FILE: &str = "ca.crl";
-pub const AUDIT_KEY_FILE: &str = "audit.key";
-pub const AUDIT_PUB_FILE: &str = "audit.pub";
 pub const INDEX_FILE: &str = "index.json";
 
 /// Everything that can go wrong issuing certificates. Each message names the problem and
@@ -117,8 +119,6 @@ pub enum CertError {
     NotIssued { dir: PathBuf, id: String },
     #[error("{} exists but is not recorded in {INDEX_FILE}: move it away or choose another id", path.display())]
     FileInTheWay { path: PathBuf },
-    #[error("{}: {reason}", path.display())]
-    AuditKeyPath { path: PathBuf, reason: String },
     #[error(
         "{} is damaged or missing ({reason}): it records every issued and revoked certificate and the CRL is \
          rebuilt from it, so restore it from a backup rather than deleting it",
@@ -179,52 +179,11 @@ pub enum CertError {
     Random,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Secrecy {
-    /// Mode 0600: only the owner may read a private key.
-    Private,
-    Public,
-}
-
-/// Writes through a temporary file and a rename, so a crash never leaves a half-written
-/// key, CRL or index behind, and a private key is never readable by others even briefly.
 fn write_atomic(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<(), CertError> {
-    let wrap = |error| CertError::Write {
+    atomic_file::write(path, contents, secrecy).map_err(|error| CertError::Write {
         path: path.to_owned(),
         error,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    // A leftover temporary file could carry looser permissions than we are about to set.
-    let _ = fs::remove_file(&tmp);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if secrecy == Secrecy::Private {
-            0o600
-        } else {
-            0o644
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = secrecy;
-    let mut file = options.open(&tmp).map_err(wrap)?;
-    file.write_all(contents).map_err(wrap)?;
-    file.sync_all().map_err(wrap)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(wrap)?;
-    // Best effort: make the rename itself durable.
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    })
 }
 
 fn read_string(path: &Path) -> Result<String, CertError> {
@@ -232,13 +191,6 @@ fn read_string(path: &Path) -> Result<String, CertError> {
         path: path.to_owned(),
         error,
     })
-}
-
-/// PEM as OpenSSL writes it: base64 in 64-column lines, each ending in `\n` (RFC 7468). The
-/// `pem` crate's default would end them in `\r\n`.
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-    pem::encode_config(&pem::Pem::new(label, der), config)
 }
 
 /// Lowercase hex, the one encoder the crate uses.
@@ -261,37 +213,4 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use test_support::der;
-
-    #[test]
-    fn base64_and_pem_match_a_real_decoder() {
-        let body = |data: &[u8]| -> String {
-            pem_encode("X", data)
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect()
-        };
-        assert_eq!(body(b""), "");
-        assert_eq!(body(b"f"), "Zg==");
-        assert_eq!(body(b"fo"), "Zm8=");
-        assert_eq!(body(b"foo"), "Zm9v");
-        assert_eq!(body(b"foobar"), "Zm9vYmFy");
-        assert_eq!(body(&[0xfb, 0xff]), "+/8=");
-        assert_eq!(
-            pem_encode("PRIVATE KEY", b"foobar"),
-            "-----BEGIN PRIVATE KEY-----\nZm9vYmFy\n-----END PRIVATE KEY-----\n"
-        );
-        let bytes: Vec<u8> = (0..=255).collect();
-        let pem = pem_encode("CERTIFICATE REQUEST", &bytes);
-        assert!(!pem.contains('\r'), "{pem:?}");
-        assert!(pem.lines().all(|l| l.len() <= 64));
-        let lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 64));
-        assert_eq!(der(&pem), bytes);
-    }
 }
