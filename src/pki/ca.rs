@@ -14,7 +14,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
 use super::csr::checked_csr_key;
-use super::{CA_CERT_FILE, CA_KEY_FILE, CertError, DEFAULT_DAYS, DEV_CA_CN, hex, now_secs};
+use super::{CA_CERT_FILE, CA_KEY_FILE, CertError, DEFAULT_DAYS, DEV_CA_CN, now_secs};
 use super::{read_string, utc_secs};
 
 const CA_VALIDITY_DAYS: i64 = 3650;
@@ -64,7 +64,7 @@ impl Serial {
 
 impl fmt::Display for Serial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0))
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -193,9 +193,6 @@ fn read_string(path: &Path) -> Result<String, CertError> {
     })
 }
 
-/// Lowercase hex, the one encoder the crate uses.
-use crate::audit::chain::to_hex as hex;
-
 /// Certificates carry whole seconds; truncating up front keeps `index.json` equal to what
 /// the certificate says.
 fn utc_secs(t: OffsetDateTime) -> OffsetDateTime {
