@@ -21,7 +21,8 @@
 //! - [`config`]: the typed, validated configuration file.
 //! - [`error`]: the domain error, classified by whose fault it is.
 //! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
-//! - [`certs`]: the dev CA, server and client certificates, CRLs, CSR signing, the audit key.
+//! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
+//! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key.
 //! - [`synth`]: the deterministic synthetic population.
 //! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
 //! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
@@ -29,10 +30,10 @@
 
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 pub mod audit;
 pub mod bench;
 pub mod cache;
-pub mod certs;
 pub mod citizen;
 pub mod cli;
 pub mod client;
@@ -47,6 +48,7 @@ pub mod identity;
 pub mod limits;
 pub mod matching;
 pub mod metrics;
+pub mod pki;
 pub mod policy;
 pub mod registry;
 pub mod server;

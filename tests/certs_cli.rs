@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use popgate::certs::Serial;
+use popgate::pki::Serial;
 
 fn popgate<I, S>(args: I) -> Output
 where

@@ -12,11 +12,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use popgate::certs::{ClientOptions, DevCa};
 use popgate::client::{ClientTls, connect};
 use popgate::pb;
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::registry_admin_client::RegistryAdminClient;
+use popgate::pki::{ClientOptions, DevCa};
 
 /// Kill/restart cycles; `POPGATE_CRASH_RUNS` raises it for a longer soak (bounded loop).
 fn runs() -> usize {

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use popgate::certs::{ClientOptions, DevCa};
 use popgate::client::{ClientTls, connect};
 use popgate::pb;
+use popgate::pki::{ClientOptions, DevCa};
 use tonic::Code;
 
 const ID: &str = "001087000001";

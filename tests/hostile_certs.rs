@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{Options, TestGateway, citizen, lookup_req, put};
-use popgate::certs::{ClientOptions, DevCa};
 use popgate::client::{ClientTls, connect};
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
+use popgate::pki::{ClientOptions, DevCa};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use time::{Duration, OffsetDateTime};
 use tonic::Code;

@@ -7,8 +7,8 @@ mod common;
 use std::process::Command;
 
 use common::{Options, TestGateway, citizen, lookup_req, put};
-use popgate::certs::DevCa;
 use popgate::client::ClientTls;
+use popgate::pki::DevCa;
 
 fn openssl_available() -> bool {
     Command::new("openssl").arg("version").output().is_ok()

@@ -9,9 +9,9 @@
 //! Modules: [`record`] (the event and its one-line encoding), [`chain`] (hashes and hex),
 //! [`writer`] (the appender: group commit, rolling, failing closed), `syncer` (`batch` mode's
 //! syncs, off the writer's thread), [`recovery`] (cutting a torn tail at open), [`checkpoint`]
-//! (signed chain heads), [`verify`] (checking a whole log), [`query`] (selecting, paging and
-//! counting records: the engine behind `audit query|report|stats`), [`scan`] (file names and
-//! fast line reading).
+//! (signed chain heads), [`signing_key`] (making the checkpoint key's files), [`verify`]
+//! (checking a whole log), [`query`] (selecting, paging and counting records: the engine behind
+//! `audit query|report|stats`), [`scan`] (file names and fast line reading).
 //!
 //! # Files
 //!
@@ -89,6 +89,7 @@ pub mod query;
 pub mod record;
 pub mod recovery;
 pub mod scan;
+pub mod signing_key;
 mod syncer;
 pub mod verify;
 pub mod writer;

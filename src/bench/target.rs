@@ -28,12 +28,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::BenchError;
-use crate::certs::{ClientOptions, DevCa};
 use crate::client::ClientTls;
 use crate::config::Config;
 use crate::fields::FieldSet;
 use crate::pb;
 use crate::pb::identity_gateway_server::{IdentityGateway, IdentityGatewayServer};
+use crate::pki::{ClientOptions, DevCa};
 use crate::server::Server;
 use crate::store::{Loader, SledStore};
 

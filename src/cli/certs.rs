@@ -1,6 +1,6 @@
 //! `popgate certs …`: the dev CA, server and client certificates, revocation, and signing
-//! agencies' CSRs. A thin shell over [`crate::certs`]: parse, call, then say what was
-//! written and what to do next.
+//! agencies' CSRs. A thin shell over [`crate::pki`] (and [`crate::audit::signing_key`] for
+//! `audit-key`): parse, call, then say what was written and what to do next.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
-use crate::certs;
+use crate::audit::signing_key;
+use crate::pki;
 
 #[derive(Args)]
 pub struct CertsArgs {
@@ -47,7 +48,7 @@ struct InitArgs {
     #[arg(long)]
     dir: PathBuf,
     /// Host name or IP address for the server certificate (repeat for several).
-    #[arg(long = "host", value_name = "HOST", default_values_t = certs::DEFAULT_SERVER_HOSTS.iter().map(|h| h.to_string()))]
+    #[arg(long = "host", value_name = "HOST", default_values_t = pki::DEFAULT_SERVER_HOSTS.iter().map(|h| h.to_string()))]
     hosts: Vec<String>,
 }
 
@@ -60,7 +61,7 @@ struct IssueArgs {
     #[arg(long)]
     id: String,
     /// Days the certificate is valid.
-    #[arg(long, default_value_t = certs::DEFAULT_DAYS)]
+    #[arg(long, default_value_t = pki::DEFAULT_DAYS)]
     days: u32,
 }
 
@@ -86,7 +87,7 @@ struct SignArgs {
     #[arg(long)]
     id: String,
     /// Days the certificate is valid.
-    #[arg(long, default_value_t = certs::DEFAULT_DAYS)]
+    #[arg(long, default_value_t = pki::DEFAULT_DAYS)]
     days: u32,
 }
 
@@ -115,7 +116,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
     let hosts: Vec<&str> = args.hosts.iter().map(String::as_str).collect();
-    let files = certs::init_with_hosts(&args.dir, &hosts)?;
+    let files = pki::init_with_hosts(&args.dir, &hosts)?;
     println!("created a dev CA in {}:", args.dir.display());
     let width = files
         .iter()
@@ -128,24 +129,24 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         let about = match name {
-            certs::CA_KEY_FILE => {
+            pki::CA_KEY_FILE => {
                 "CA private key (mode 0600): keep it secret, never commit it".to_owned()
             }
-            certs::CA_CERT_FILE => {
+            pki::CA_CERT_FILE => {
                 "CA certificate: [tls].client_ca, and give it to every client".to_owned()
             }
-            certs::SERVER_KEY_FILE => "server private key (mode 0600): [tls].key".to_owned(),
-            certs::SERVER_CERT_FILE => {
+            pki::SERVER_KEY_FILE => "server private key (mode 0600): [tls].key".to_owned(),
+            pki::SERVER_CERT_FILE => {
                 format!("server certificate for {}: [tls].cert", hosts.join(", "))
             }
-            certs::CRL_FILE => "revocation list, empty for now: [tls].crl".to_owned(),
-            certs::AUDIT_KEY_FILE => {
+            pki::CRL_FILE => "revocation list, empty for now: [tls].crl".to_owned(),
+            signing_key::AUDIT_KEY_FILE => {
                 "Ed25519 key that signs audit checkpoints (mode 0600)".to_owned()
             }
-            certs::AUDIT_PUB_FILE => {
+            signing_key::AUDIT_PUB_FILE => {
                 "its public key, hex: give it to whoever checks the audit log".to_owned()
             }
-            certs::INDEX_FILE => {
+            pki::INDEX_FILE => {
                 "record of issued and revoked certificates: keep it with the CA".to_owned()
             }
             _ => String::new(),
@@ -160,7 +161,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
 }
 
 fn audit_key(args: AuditKeyArgs) -> anyhow::Result<()> {
-    let (key, public) = certs::new_audit_key(&args.out)?;
+    let (key, public) = signing_key::new_audit_key(&args.out)?;
     println!(
         "  {}  Ed25519 key that signs audit checkpoints (mode 0600)",
         key.display()
@@ -178,7 +179,7 @@ fn audit_key(args: AuditKeyArgs) -> anyhow::Result<()> {
 }
 
 fn issue(args: IssueArgs) -> anyhow::Result<()> {
-    let issued = certs::issue(&args.dir, &args.id, args.days)?;
+    let issued = pki::issue(&args.dir, &args.id, args.days)?;
     print_issued(&args.dir, &issued);
     if let Some(key) = &issued.key_path {
         println!(
@@ -187,7 +188,7 @@ fn issue(args: IssueArgs) -> anyhow::Result<()> {
             issued.id,
             issued.cert_path.display(),
             key.display(),
-            args.dir.join(certs::CA_CERT_FILE).display()
+            args.dir.join(pki::CA_CERT_FILE).display()
         );
     }
     Ok(())
@@ -196,25 +197,25 @@ fn issue(args: IssueArgs) -> anyhow::Result<()> {
 fn sign(args: SignArgs) -> anyhow::Result<()> {
     let csr = std::fs::read_to_string(&args.csr)
         .with_context(|| format!("cannot read the CSR {}", args.csr.display()))?;
-    let issued = certs::sign_csr(&args.dir, &csr, &args.id, args.days)?;
+    let issued = pki::sign_csr(&args.dir, &csr, &args.id, args.days)?;
     print_issued(&args.dir, &issued);
     println!(
         "next: send {} and {} to the agency (its private key never leaves it), and add a \
          [[clients]] entry with id = {:?} to the config",
         issued.cert_path.display(),
-        args.dir.join(certs::CA_CERT_FILE).display(),
+        args.dir.join(pki::CA_CERT_FILE).display(),
         issued.id
     );
     Ok(())
 }
 
-fn print_issued(dir: &Path, issued: &certs::Issued) {
+fn print_issued(dir: &Path, issued: &pki::Issued) {
     println!(
         "issued a client certificate for {:?} from the CA in {}: serial {}, valid until {}",
         issued.id,
         dir.display(),
         issued.serial,
-        certs::rfc3339(issued.not_after)
+        pki::rfc3339(issued.not_after)
     );
     println!("  {}  certificate", issued.cert_path.display());
     if let Some(key) = &issued.key_path {
@@ -227,7 +228,7 @@ fn print_issued(dir: &Path, issued: &certs::Issued) {
 }
 
 fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    let done = certs::revoke(&args.dir, &args.id)?;
+    let done = pki::revoke(&args.dir, &args.id)?;
     if done.already_revoked {
         println!(
             "{:?} had no certificate left to revoke; rewrote the CRL anyway",
@@ -250,7 +251,7 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
-    let entries = certs::list(&args.dir)?;
+    let entries = pki::list(&args.dir)?;
     let now = OffsetDateTime::now_utc();
     if args.json {
         let rows: Vec<serde_json::Value> = entries
@@ -259,9 +260,9 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
                 serde_json::json!({
                     "id": e.id,
                     "serial": e.serial.to_string(),
-                    "not_before": certs::rfc3339(e.not_before),
-                    "not_after": certs::rfc3339(e.not_after),
-                    "revoked_at": e.revoked_at.map(certs::rfc3339),
+                    "not_before": pki::rfc3339(e.not_before),
+                    "not_after": pki::rfc3339(e.not_after),
+                    "revoked_at": e.revoked_at.map(pki::rfc3339),
                     "state": e.state(now).as_str(),
                     "source": if e.from_csr { "csr" } else { "issued" },
                 })
@@ -294,7 +295,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             "{:id_width$}  {:serial_width$}  {:20}  {:13}  {}",
             e.id,
             e.serial.to_string(),
-            certs::rfc3339(e.not_after),
+            pki::rfc3339(e.not_after),
             e.state(now).as_str(),
             if e.from_csr { "csr" } else { "issued" },
         );

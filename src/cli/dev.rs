@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::certs;
+use crate::pki;
 use crate::store::SledStore;
 use crate::synth;
 
@@ -225,9 +225,9 @@ pub fn prepare(dir: &Path) -> anyhow::Result<PathBuf> {
 fn build(dir: &Path) -> anyhow::Result<()> {
     let certs_dir = dir.join("certs");
     std::fs::create_dir_all(&certs_dir)?;
-    certs::init(&certs_dir)?;
+    pki::init(&certs_dir)?;
     for (id, ..) in SAMPLES {
-        certs::issue(&certs_dir, id, 365)?;
+        pki::issue(&certs_dir, id, 365)?;
     }
     std::fs::write(dir.join("popgate.toml"), dev_config())?;
     std::fs::create_dir_all(dir.join("data/audit"))?;

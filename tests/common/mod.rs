@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use popgate::certs::{CertPair, ClientOptions, DevCa};
 use popgate::client::{ClientTls, connect};
 use popgate::clock::{Clock, ManualClock};
 use popgate::config::Config;
@@ -15,6 +14,7 @@ use popgate::pb;
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::operator_client::OperatorClient;
 use popgate::pb::registry_admin_client::RegistryAdminClient;
+use popgate::pki::{CertPair, ClientOptions, DevCa};
 use popgate::server::Server;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
