@@ -48,6 +48,7 @@ pub struct Metrics {
     /// (label, not-after as Unix seconds) of the certificates watched, set at start and reload.
     cert_not_after: std::sync::Mutex<Vec<(&'static str, i64)>>,
     pub in_flight: IntGauge,
+    connections: IntGauge,
     build_info: IntGaugeVec,
     /// `latency` by method, resolved on first use.
     latency_of: [OnceLock<Histogram>; Method::ALL.len()],
@@ -122,6 +123,7 @@ pub struct ClientStats {
 /// What other components report at each scrape.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
+    pub connections: usize,
     pub store_records: u64,
     pub store_healthy: bool,
     pub cache_entries: u64,
@@ -265,6 +267,11 @@ impl Metrics {
             cert_not_after: std::sync::Mutex::new(Vec::new()),
             in_flight: IntGauge::new("popgate_in_flight", "Unary calls being served now.")
                 .expect("static metric definition"),
+            connections: IntGauge::new(
+                "popgate_connections_open",
+                "Client connections open now (at most [limits] max_connections).",
+            )
+            .expect("static metric definition"),
             build_info: IntGaugeVec::new(
                 Opts::new(
                     "popgate_build_info",
@@ -296,6 +303,7 @@ impl Metrics {
             Box::new(m.reuse_rate.clone()),
             Box::new(m.cert_expiry_days.clone()),
             Box::new(m.in_flight.clone()),
+            Box::new(m.connections.clone()),
             Box::new(m.build_info.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
@@ -394,6 +402,7 @@ impl Metrics {
                 .set((not_after - now) as f64 / 86_400.0);
         }
         self.in_flight.set(gauges.in_flight as i64);
+        self.connections.set(gauges.connections as i64);
         let audit = &gauges.audit;
         self.audit_records.set(audit.head_seq as i64);
         self.audit_queue.set(audit.queued as i64);

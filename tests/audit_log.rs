@@ -10,6 +10,7 @@ use popgate::audit::scan;
 use popgate::audit::verify::{VerifyOptions, verify};
 use popgate::audit::writer::SyncObserver;
 use popgate::audit::{AuditError, AuditEvent, AuditLog, AuditOptions, Durability, Outcome};
+use popgate::clock::{Clock, ManualClock};
 
 fn event(i: u64) -> AuditEvent {
     AuditEvent {
@@ -31,6 +32,14 @@ fn event(i: u64) -> AuditEvent {
 
 fn opts(dir: &Path) -> AuditOptions {
     AuditOptions::new(dir)
+}
+
+/// Options whose timers (checkpoints, batch syncs, probes) run on a clock the test moves.
+fn manual_opts(dir: &Path) -> (AuditOptions, std::sync::Arc<ManualClock>) {
+    let (clock, manual) = Clock::manual();
+    let mut o = AuditOptions::new(dir);
+    o.clock = clock;
+    (o, manual)
 }
 
 fn check_intact(dir: &Path) -> u64 {
@@ -298,39 +307,52 @@ async fn checkpoints_are_signed_every_n_records_and_at_shutdown() {
 #[tokio::test]
 async fn a_checkpoint_is_written_after_checkpoint_secs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(dir.path());
-    o.checkpoint_secs = 1;
+    let (mut o, clock) = manual_opts(dir.path());
+    o.checkpoint_secs = 10;
     let log = AuditLog::open(o).unwrap();
+    let mut checkpointed = log.checkpoints();
     log.append(event(1)).await.unwrap();
-    let path = dir.path().join(CHECKPOINT_FILE);
-    let mut waited = Duration::ZERO;
-    while checkpoint::read_file(&path).unwrap().lines.is_empty() {
-        assert!(waited < Duration::from_secs(10), "no timed checkpoint");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += Duration::from_millis(50);
-    }
-    assert!(
-        waited >= Duration::from_millis(500),
-        "too early: {waited:?}"
+    clock.advance(Duration::from_millis(9_999));
+    // Appends still answer while the checkpoint is not due; they come after any the writer
+    // would have written for the advance above, so the log tells whether it jumped the gun.
+    log.append(event(2)).await.unwrap();
+    assert_eq!(
+        *checkpointed.borrow_and_update(),
+        0,
+        "a checkpoint before its time"
     );
+    let path = dir.path().join(CHECKPOINT_FILE);
+    assert!(checkpoint::read_file(&path).unwrap().lines.is_empty());
+    clock.advance(Duration::from_millis(1));
+    checkpointed.wait_for(|seq| *seq == 2).await.unwrap();
+    assert_eq!(checkpoint::read_file(&path).unwrap().lines.len(), 1);
     log.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn batch_mode_acknowledges_after_write_and_syncs_later() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(dir.path());
+    let (mut o, clock) = manual_opts(dir.path());
     o.durability = Durability::Batch;
     o.flush_ms = 20;
+    let (synced_tx, mut synced) = tokio::sync::mpsc::unbounded_channel();
+    o.on_sync = Some(SyncObserver(std::sync::Arc::new(move |_| {
+        let _ = synced_tx.send(());
+    })));
     let log = AuditLog::open(o).unwrap();
     for i in 1..=50 {
         assert_eq!(log.append(event(i)).await.unwrap(), i);
     }
-    // Written (visible to readers) as soon as acknowledged.
+    // Written (visible to readers) as soon as acknowledged, and not synced: no time passed.
     assert_eq!(all_lines(dir.path()).len(), 50);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(log.stats().syncs >= 1, "{:?}", log.stats());
-    assert!(log.stats().syncs < 50);
+    assert_eq!(log.stats().syncs, 0);
+    clock.advance(Duration::from_millis(20));
+    synced
+        .recv()
+        .await
+        .expect("a sync flush_ms after the first write");
+    // One sync covered all fifty.
+    assert_eq!(log.stats().syncs, 1, "{:?}", log.stats());
     log.shutdown().await.unwrap();
     assert_eq!(check_intact(dir.path()), 50);
 }
@@ -421,7 +443,7 @@ async fn health_becomes(log: &AuditLog, want: bool) {
 #[tokio::test]
 async fn fails_closed_on_a_full_disk_and_recovers_by_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(dir.path());
+    let (mut o, clock) = manual_opts(dir.path());
     o.roll_bytes = 1; // every record starts a new file
     let log = AuditLog::open(o).unwrap();
     assert_eq!(log.append(event(1)).await.unwrap(), 1);
@@ -438,8 +460,9 @@ async fn fails_closed_on_a_full_disk_and_recovers_by_itself() {
     assert!(log.append(event(2)).await.unwrap_err().is_unavailable());
     assert!(!*log.health().borrow());
 
-    // The disk has room again: health comes back without any call (the probe) ...
+    // The disk has room again: health comes back without any call, at the next probe ...
     fs::remove_file(&next).unwrap();
+    clock.advance(popgate::audit::writer::PROBE_EVERY);
     health_becomes(&log, true).await;
     // ... and appends continue the chain with no gap.
     assert_eq!(log.append(event(2)).await.unwrap(), 2);
@@ -584,18 +607,17 @@ async fn a_log_file_made_read_only_while_open_fails_closed() {
 #[tokio::test]
 async fn dropping_every_handle_still_flushes_and_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    {
+    let mut checkpointed = {
         let log = AuditLog::open(opts(dir.path())).unwrap();
         log.append(event(1)).await.unwrap();
-    }
-    // The writer finishes on its own; wait for its final checkpoint.
+        log.checkpoints()
+    };
+    // The writer finishes on its own; its final checkpoint is what it does last.
+    checkpointed
+        .wait_for(|seq| *seq == 1)
+        .await
+        .expect("a final checkpoint");
     let path = dir.path().join(CHECKPOINT_FILE);
-    for _ in 0..200 {
-        if !checkpoint::read_file(&path).unwrap().lines.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     assert_eq!(checkpoint::read_file(&path).unwrap().lines.len(), 1);
     assert_eq!(check_intact(dir.path()), 1);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Options, TestGateway, citizen, lookup_req, put};
 use popgate::pb;
@@ -92,33 +92,36 @@ async fn a_cached_not_found_gives_way_to_a_create_at_once() {
 #[tokio::test]
 async fn a_cached_not_found_expires_with_the_ttl() {
     let gw = TestGateway::start_with(Options {
-        cache_toml: "capacity = 1000\nttl_secs = 1\n".into(),
+        cache_toml: "capacity = 1000\nttl_secs = 60\n".into(),
+        manual_clock: true,
         ..Default::default()
     })
     .await;
-    let mut c = gw.agency("ministry").await;
-    let e = c
-        .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::NotFound);
-    // Written behind the gateway's back (as a second gateway sharing the store would): only
+    let c = gw.agency("ministry").await;
+    let lookup = |mut c: pb::identity_gateway_client::IdentityGatewayClient<_>| async move {
+        c.lookup(lookup_req(ID, &["full_name"], "health-insurance"))
+            .await
+            .map(|r| r.into_inner())
+    };
+    assert_eq!(lookup(c.clone()).await.unwrap_err().code(), Code::NotFound);
+    // Written behind the gateway's back (as a second writer of a shared store would): only
     // the TTL can make it visible.
     gw.loader
         .load(&[common::stored(citizen(ID, "Nguyễn Văn An"), 1)])
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match c
-            .lookup(lookup_req(ID, &["full_name"], "health-insurance"))
-            .await
-        {
-            Ok(_) => break,
-            Err(e) => assert_eq!(e.code(), Code::NotFound),
-        }
-        assert!(Instant::now() < deadline, "not found outlived the 1 s TTL");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gw.clock().advance(Duration::from_millis(59_999));
+    assert_eq!(
+        lookup(c.clone()).await.unwrap_err().code(),
+        Code::NotFound,
+        "the cached answer is kept for the whole TTL"
+    );
+    gw.clock().advance(Duration::from_millis(1));
+    let found = lookup(c.clone())
+        .await
+        .expect("read again once the TTL is over");
+    assert!(!found.reused);
+    // And the new answer is cached in its turn.
+    assert!(lookup(c).await.unwrap().reused);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,15 +134,17 @@ async fn no_read_sees_a_version_older_than_one_acknowledged_before_it_started() 
         let v = put(&gw, citizen(id, "Lê Văn Tám")).await;
         acked[i].store(v, Ordering::SeqCst);
     }
-    let until = Instant::now() + Duration::from_secs(3);
+    // Writers and readers race over a fixed amount of work; readers go on until the writers
+    // are done, so every write has reads around it.
+    const WRITES: u64 = 40;
+    let writing = Arc::new(AtomicU64::new(ids.len() as u64));
     let mut tasks = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let mut reg = gw.registry().await;
-        let acked = acked.clone();
+        let (acked, writing) = (acked.clone(), writing.clone());
         let id = id.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut writes = 0;
-            while Instant::now() < until {
+            for _ in 0..WRITES {
                 let v = acked[i].load(Ordering::SeqCst);
                 let r = reg
                     .put_citizen(pb::PutCitizenRequest {
@@ -149,19 +154,18 @@ async fn no_read_sees_a_version_older_than_one_acknowledged_before_it_started() 
                     .await
                     .expect("only this task writes this id");
                 acked[i].store(r.into_inner().version, Ordering::SeqCst);
-                writes += 1;
             }
-            writes
+            writing.fetch_sub(1, Ordering::SeqCst);
         }));
     }
     let mut readers = Vec::new();
     for r in 0..4 {
         let mut c = gw.agency("ministry").await;
-        let acked = acked.clone();
+        let (acked, writing) = (acked.clone(), writing.clone());
         readers.push(tokio::spawn(async move {
-            let mut reads = 0;
-            while Instant::now() < until {
-                let i = (reads + r) % ids.len();
+            let mut reads = 0u64;
+            while writing.load(Ordering::SeqCst) > 0 || reads < 100 {
+                let i = (reads as usize + r) % ids.len();
                 let floor = acked[i].load(Ordering::SeqCst);
                 let got = c
                     .lookup(lookup_req(ids[i], &["full_name"], "health-insurance"))
@@ -182,18 +186,15 @@ async fn no_read_sees_a_version_older_than_one_acknowledged_before_it_started() 
             reads
         }));
     }
-    let mut writes = 0;
     for t in tasks {
-        writes += t.await.unwrap();
+        t.await.unwrap();
     }
-    let mut reads = 0;
     for t in readers {
-        reads += t.await.unwrap();
+        t.await.unwrap();
     }
-    assert!(
-        writes > 30 && reads > 100,
-        "too little traffic: {writes} writes, {reads} reads"
-    );
+    for (i, a) in acked.iter().enumerate() {
+        assert_eq!(a.load(Ordering::SeqCst), 1 + WRITES, "{}", ids[i]);
+    }
 }
 
 #[tokio::test]

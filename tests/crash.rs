@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use popgate::client::{ClientTls, connect};
 use popgate::pb;
@@ -128,12 +128,13 @@ async fn load(
     tls: HashMap<&'static str, ClientTls>,
     run: usize,
     acked: Arc<Mutex<Acked>>,
+    progress: Arc<tokio::sync::watch::Sender<usize>>,
 ) {
     let reg_ch = connect(&addr, "localhost", &tls["registry"]).await.unwrap();
     let agency_ch = connect(&addr, "localhost", &tls["ministry"]).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..4u32 {
-        let acked = acked.clone();
+        let (acked, progress) = (acked.clone(), progress.clone());
         let mut reg = RegistryAdminClient::new(reg_ch.clone());
         let mut agency = IdentityGatewayClient::new(agency_ch.clone());
         tasks.push(tokio::spawn(async move {
@@ -165,6 +166,7 @@ async fn load(
                     .unwrap()
                     .calls
                     .push((r.into_inner().audit_seq, "Lookup", id));
+                progress.send_modify(|n| *n += 2);
             }
         }));
     }
@@ -183,18 +185,22 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
     for run in 0..runs {
         let (mut child, addr) = spawn(&config);
         let acked = Arc::new(Mutex::new(Acked::default()));
-        let load = tokio::spawn(load(addr, s.tls.clone(), run, acked.clone()));
-        // Let the load run for a while, then kill without warning.
-        let until = Instant::now() + Duration::from_millis(700 + 300 * run as u64);
-        while Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let progress = Arc::new(tokio::sync::watch::Sender::new(0));
+        let mut acknowledged = progress.subscribe();
+        let load = tokio::spawn(load(addr, s.tls.clone(), run, acked.clone(), progress));
+        // Let the load run until a number of calls (different each run) were acknowledged,
+        // then kill without warning, with calls in flight.
+        let target = 100 + 60 * run;
+        acknowledged
+            .wait_for(|n| *n >= target)
+            .await
+            .expect("the load stopped early");
         child.kill().expect("kill -9");
         child.wait().unwrap();
         let _ = load.await;
         let acked = std::mem::take(&mut *acked.lock().unwrap());
         assert!(
-            acked.calls.len() > 10,
+            acked.calls.len() >= target,
             "run {run}: too little load ({})",
             acked.calls.len()
         );

@@ -312,7 +312,8 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
     let ch = popgate::client::connect(&addr, "localhost", &tls(dir.path(), "ministry"))
         .await
         .unwrap();
-    let served = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let served = std::sync::Arc::new(tokio::sync::watch::Sender::new(0u32));
+    let mut flowing = served.subscribe();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let mut c = popgate::pb::identity_gateway_client::IdentityGatewayClient::new(ch.clone());
@@ -326,7 +327,7 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
                 {
                     Ok(_) => {
                         ok += 1;
-                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        served.send_modify(|n| *n += 1);
                     }
                     // After shutdown starts, new calls are refused or the connection closes
                     // (how the client reports that is the transport's business).
@@ -335,15 +336,11 @@ async fn sigterm_during_load_finishes_admitted_calls_and_leaves_a_verifying_log(
             }
         }));
     }
-    // Signal once the load is really flowing (a fixed sleep is too short on a loaded machine).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while served.load(std::sync::atomic::Ordering::Relaxed) < 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the load never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Signal once the load is really flowing: 50 calls answered.
+    flowing
+        .wait_for(|n| *n >= 50)
+        .await
+        .expect("the load never got going");
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());

@@ -129,6 +129,8 @@ struct Shared {
     health: watch::Sender<bool>,
     /// `Some` once the writer has finished, with how its final sync and checkpoint went.
     done: watch::Sender<Option<Result<(), AuditError>>>,
+    /// The seq of the last checkpoint written and synced.
+    checkpointed: watch::Sender<u64>,
     counters: Counters,
     head_seq: AtomicU64,
     /// The queue's bound, to tell how many events wait (bound − free permits).
@@ -227,6 +229,7 @@ impl AuditLog {
         let rec = recovery::recover(&opts.dir)?;
         let (health, _) = watch::channel(true);
         let (done, _) = watch::channel(None);
+        let checkpointed = watch::Sender::new(rec.last_checkpoint.as_ref().map_or(0, |c| c.seq));
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 items: Vec::new(),
@@ -237,6 +240,7 @@ impl AuditLog {
             capacity: opts.queue_capacity,
             health,
             done,
+            checkpointed,
             counters: Counters::default(),
             head_seq: AtomicU64::new(rec.head.seq),
         });
@@ -309,6 +313,11 @@ impl AuditLog {
     /// works again, and after shutdown. For the gRPC health service.
     pub fn health(&self) -> watch::Receiver<bool> {
         self.inner.shared.health.subscribe()
+    }
+
+    /// The seq of the last checkpoint written (and made durable), as it changes.
+    pub fn checkpoints(&self) -> watch::Receiver<u64> {
+        self.inner.shared.checkpointed.subscribe()
     }
 
     /// Counters since open.
@@ -799,6 +808,7 @@ impl Writer {
             .map_err(|e| msg("cannot write", &path, &e))?;
         self.checkpoint_len += line.len() as u64;
         self.last_checkpoint_seq = self.head.seq;
+        self.shared.checkpointed.send_replace(self.head.seq);
         self.last_checkpoint_at = self.clock.now();
         Ok(())
     }

@@ -92,6 +92,10 @@ pub struct Caller {
     pub client: Arc<Client>,
     metrics: Arc<ClientMetrics>,
     limit: Arc<ClientLimit>,
+    /// A stream's items take their turn for rate capacity in request order: answers go out in
+    /// that order, so capacity given to a later item would only wait behind an earlier one.
+    /// `None` for a unary call.
+    pace: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What the audit record of one call will say, filled in as the call goes.
@@ -320,7 +324,9 @@ impl Gateway {
 
     /// Opens a stream of `method` items: the caller is established once, as for a unary call.
     pub async fn open_stream(&self, peer: Arc<Peer>, method: Method) -> Result<Caller, Error> {
-        self.authenticate(peer, method).await
+        let mut caller = self.authenticate(peer, method).await?;
+        caller.pace = Some(Arc::default());
+        Ok(caller)
     }
 
     /// One item of a stream opened with [`Gateway::open_stream`]. The caller is checked again
@@ -373,7 +379,7 @@ impl Gateway {
             client.require_role(method)?;
             Ok(client)
         }) {
-            Ok(client) => return self.caller(peer, client),
+            Ok(client) => return self.caller(peer, client, None),
             Err(e) => e,
         };
         // A configured client calling outside its role is counted under its name; an unknown
@@ -406,7 +412,12 @@ impl Gateway {
         }
     }
 
-    fn caller(&self, peer: Arc<Peer>, client: Arc<Client>) -> Result<Caller, Error> {
+    fn caller(
+        &self,
+        peer: Arc<Peer>,
+        client: Arc<Client>,
+        pace: Option<Arc<tokio::sync::Mutex<()>>>,
+    ) -> Result<Caller, Error> {
         let limit = self
             .limits
             .client(&client.id)
@@ -416,6 +427,7 @@ impl Gateway {
             limit,
             client,
             peer,
+            pace,
         })
     }
 
@@ -428,7 +440,7 @@ impl Gateway {
         if Arc::ptr_eq(&client, &caller.client) {
             return Ok(caller.clone());
         }
-        self.caller(caller.peer.clone(), client)
+        self.caller(caller.peer.clone(), client, caller.pace.clone())
     }
 
     /// Takes rate capacity and a place in flight, per `admission`.
@@ -456,6 +468,11 @@ impl Gateway {
                 Ok(Some(permit))
             }
             Admission::Stream => {
+                // tokio's mutex is fair: the items queue for their turn in the order they came.
+                let _turn = match &caller.pace {
+                    Some(p) => Some(p.lock().await),
+                    None => None,
+                };
                 caller.limit.acquire(&self.clock).await;
                 Ok(None)
             }
@@ -564,9 +581,11 @@ impl Gateway {
         Error::Unavailable("population store unavailable; retry later".into())
     }
 
-    /// The gauges of one metrics scrape and the text exposition.
-    pub async fn render_metrics(&self) -> String {
+    /// The gauges of one metrics scrape and the text exposition; `connections` is what the
+    /// transport has open.
+    pub async fn render_metrics(&self, connections: usize) -> String {
         let gauges = Gauges {
+            connections,
             store_records: self.store.count().await.unwrap_or(0),
             store_healthy: *self.store_health.borrow(),
             cache_entries: self.cache.entry_count(),

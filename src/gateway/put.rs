@@ -76,13 +76,18 @@ impl Handler for PutRequest {
             Ok(o) => o,
             Err(e) => {
                 let e = gateway.store_failed(e);
-                if let Some(seq) = audited_seq {
-                    // Recorded as written, but the store failed at the commit: the call's
-                    // final record says so. That record (by seq) names the citizen; the
-                    // process log must not.
-                    tracing::error!(audit_seq = seq, error = %e, "PutCitizen recorded but not written");
-                }
-                return Err(e);
+                let Some(seq) = audited_seq else {
+                    return Err(e);
+                };
+                // Recorded as written, but the store failed at the commit: the call's final
+                // record says so. That record (by seq) names the citizen; the process log
+                // must not. A commit that failed may still have reached the disk.
+                tracing::error!(audit_seq = seq, error = %e, "PutCitizen recorded but not written");
+                return Err(Error::Unavailable(
+                    "population store unavailable while committing: the write may or may not \
+                     have been applied; re-read the record before retrying"
+                        .into(),
+                ));
             }
         };
         match outcome {

@@ -65,6 +65,7 @@ pub struct Server {
     loader: Arc<dyn Loader>,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     metrics_listener: Option<TcpListener>,
+    connections: transport::Connections,
 }
 
 impl Server {
@@ -115,6 +116,7 @@ impl Server {
             loader: b.loader,
             tls: Arc::new(ArcSwap::new(tls.server_config)),
             metrics_listener: None,
+            connections: transport::Connections::default(),
         })
     }
 
@@ -132,6 +134,11 @@ impl Server {
     /// the gateway, so the reuse cache does not hear of it).
     pub fn loader(&self) -> &Arc<dyn Loader> {
         &self.loader
+    }
+
+    /// The client connections being served.
+    pub fn connections(&self) -> &transport::Connections {
+        &self.connections
     }
 
     /// A handle that re-reads `config_path` and applies it to this server while it runs.
@@ -162,17 +169,21 @@ impl Server {
             .map_err(|e| ServerError::Reflection(e.to_string()))?;
 
         let metrics = self.metrics_listener.map(|l| {
-            let gw = gateway.clone();
+            let (gw, connections) = (gateway.clone(), self.connections.clone());
             let render: crate::metrics::Render = Arc::new(move || {
-                let gw = gw.clone();
-                Box::pin(async move { gw.render_metrics().await })
+                let (gw, open) = (gw.clone(), connections.open());
+                Box::pin(async move { gw.render_metrics(open).await })
             });
             tokio::spawn(crate::metrics::serve(l, render))
         });
         let limits = &self.config.limits;
         let max_msg = limits.max_message_bytes;
-        let (incoming, acceptor) =
-            transport::incoming(listener, self.tls.clone(), limits.max_connections);
+        let (incoming, acceptor) = transport::incoming(
+            listener,
+            self.tls.clone(),
+            limits.max_connections,
+            self.connections.clone(),
+        );
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = transport::http2(limits)
             .add_service(

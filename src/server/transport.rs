@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -30,6 +30,35 @@ use crate::identity::Peer;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes running at once; more wait in the kernel's accept queue.
 const MAX_HANDSHAKES: usize = 256;
+
+/// What the accept loop is doing, for metrics and for tests that must know the connection
+/// bound is reached without waiting to see that nothing happens.
+#[derive(Clone)]
+pub struct Connections {
+    open: Arc<watch::Sender<usize>>,
+    at_bound: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            open: Arc::new(watch::Sender::new(0)),
+            at_bound: Arc::new(watch::Sender::new(false)),
+        }
+    }
+}
+
+impl Connections {
+    /// Client connections open now.
+    pub fn open(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// `true` while the accept loop waits for a connection to close before it accepts another.
+    pub fn at_bound(&self) -> watch::Receiver<bool> {
+        self.at_bound.subscribe()
+    }
+}
 
 /// tonic's server with popgate's HTTP/2 settings; add the services and serve [`incoming`].
 pub fn http2(limits: &LimitsConfig) -> tonic::transport::Server {
@@ -46,12 +75,13 @@ pub fn incoming(
     listener: TcpListener,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     max_connections: usize,
+    connections: Connections,
 ) -> (
     impl Stream<Item = Result<PeerStream, std::io::Error>>,
     JoinHandle<()>,
 ) {
     let (tx, rx) = mpsc::channel::<PeerStream>(64);
-    let acceptor = tokio::spawn(accept_loop(listener, tls, tx, max_connections));
+    let acceptor = tokio::spawn(accept_loop(listener, tls, tx, max_connections, connections));
     (ReceiverStream::new(rx).map(Ok), acceptor)
 }
 
@@ -61,14 +91,24 @@ async fn accept_loop(
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     tx: mpsc::Sender<PeerStream>,
     max_connections: usize,
+    stats: Connections,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    let connections = Arc::new(Semaphore::new(max_connections));
+    let places = Arc::new(Semaphore::new(max_connections));
     loop {
         // A place for the connection for its whole life, then one among the handshakes.
-        let Ok(connection) = connections.clone().acquire_owned().await else {
+        if places.available_permits() == 0 {
+            stats.at_bound.send_replace(true);
+        }
+        let Ok(place) = places.clone().acquire_owned().await else {
             return;
         };
+        stats.at_bound.send_replace(false);
+        let connection = Place {
+            _permit: place,
+            open: stats.open.clone(),
+        };
+        connection.open.send_modify(|n| *n += 1);
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             return;
         };
@@ -104,22 +144,30 @@ async fn accept_loop(
     }
 }
 
+/// A connection's place under `max_connections`, from accept until it closes.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.open.send_modify(|n| *n -= 1);
+    }
+}
+
 /// An accepted, handshaken connection and who is at the other end.
 pub struct PeerStream {
     inner: TlsStream<TcpStream>,
     peer: Arc<Peer>,
     /// Released when the connection closes.
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl PeerStream {
     /// Wraps a finished handshake. `None` when the client sent no certificate (the verifier
     /// requires one, so this does not happen with our configuration).
-    fn new(
-        inner: TlsStream<TcpStream>,
-        addr: SocketAddr,
-        place: OwnedSemaphorePermit,
-    ) -> Option<PeerStream> {
+    fn new(inner: TlsStream<TcpStream>, addr: SocketAddr, place: Place) -> Option<PeerStream> {
         let leaf = inner.get_ref().1.peer_certificates()?.first()?;
         let peer = Arc::new(Peer::from_certificate(addr, leaf.as_ref()));
         Some(PeerStream {

@@ -5,15 +5,19 @@
 //! answers: an acknowledged write survives a crash. The record count is kept in memory (sled's
 //! `len()` walks the whole tree: ~0.7 s for 1M records) and counted once at open.
 //!
+//! An I/O error sticks in sled (every later write fails with it), so after one the store is
+//! reopened by the health probe ([`Store::check`]) once the disk works again.
+//!
 //! Writes to one id are decided under that id's stripe lock, held from reading the current
 //! version through the approval to the flush, so the version check and the write are one step.
 //! sled locks its folder: no other process can open the same store, so a lock in this process
 //! is the store's own.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 
 use super::{BeforeCommit, Loader, PutOutcome, Store, StoreError, encoding};
@@ -32,14 +36,27 @@ const MIB: u64 = 1024 * 1024;
 const WRITE_STRIPES: usize = 256;
 
 pub struct SledStore {
-    db: sled::Db,
-    tree: sled::Tree,
-    count: Arc<AtomicU64>,
+    state: Arc<State>,
     write_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
-fn io(e: sled::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// What a reopen, which runs on a blocking thread, needs to share with the store.
+struct State {
+    path: PathBuf,
+    cache_bytes: u64,
+    /// The open database; `None` while it is being reopened after a failure.
+    open: ArcSwapOption<Open>,
+    /// Set by the first I/O error. sled keeps failing every write once one failed (it
+    /// remembers the error), so a store that failed is reopened by [`Store::check`] before
+    /// it is trusted again.
+    failed: AtomicBool,
+    count: AtomicU64,
+    reopening: Mutex<()>,
+}
+
+struct Open {
+    db: sled::Db,
+    tree: sled::Tree,
 }
 
 impl SledStore {
@@ -50,17 +67,18 @@ impl SledStore {
 
     /// Opens with a page cache of `cache_mib` MiB of on-disk bytes (`[store] cache_mib`).
     pub fn open_with_cache(path: &Path, cache_mib: u64) -> Result<Self, StoreError> {
-        let db = Self::open_db(path, cache_mib.saturating_mul(MIB))?;
-        let open_err = |e: sled::Error| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let tree = db.open_tree("citizens").map_err(open_err)?;
-        let count = tree.len() as u64;
+        let cache_bytes = cache_mib.saturating_mul(MIB);
+        let open = Self::open_db(path, cache_bytes)?;
+        let count = open.tree.len() as u64;
         Ok(SledStore {
-            db,
-            tree,
-            count: Arc::new(AtomicU64::new(count)),
+            state: Arc::new(State {
+                path: path.to_path_buf(),
+                cache_bytes,
+                open: ArcSwapOption::from_pointee(open),
+                failed: AtomicBool::new(false),
+                count: AtomicU64::new(count),
+                reopening: Mutex::new(()),
+            }),
             write_locks: (0..WRITE_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -70,45 +88,88 @@ impl SledStore {
     /// Opens the sled database. sled locks its folder, and a handle dropped a moment ago may
     /// still hold the lock while sled's flusher thread winds down, so a lock conflict is
     /// retried for a short while before it is reported.
-    fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    fn open_db(path: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let failed = |e: sled::Error| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
         loop {
             match sled::Config::new()
                 .path(path)
                 .cache_capacity(cache_bytes)
                 .open()
             {
-                Ok(db) => return Ok(db),
+                Ok(db) => {
+                    let tree = db.open_tree("citizens").map_err(failed)?;
+                    return Ok(Open { db, tree });
+                }
                 Err(e)
                     if e.to_string().contains("could not acquire lock")
                         && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => {
-                    return Err(StoreError::Open {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
+                Err(e) => return Err(failed(e)),
             }
         }
     }
 
     fn read(&self, id: CitizenId) -> Result<Option<Citizen>, StoreError> {
-        match self.tree.get(id.key()).map_err(io)? {
+        self.state.read(id)
+    }
+}
+
+impl State {
+    fn handles(&self) -> Result<Arc<Open>, StoreError> {
+        self.open
+            .load_full()
+            .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))
+    }
+
+    /// An I/O failure: noted, so that [`Store::check`] reopens the store.
+    fn io(&self, e: sled::Error) -> StoreError {
+        self.failed.store(true, Ordering::Release);
+        StoreError::Unavailable(e.to_string())
+    }
+
+    fn read(&self, id: CitizenId) -> Result<Option<Citizen>, StoreError> {
+        let h = self.handles()?;
+        match h.tree.get(id.key()).map_err(|e| self.io(e))? {
             Some(bytes) => Ok(Some(encoding::decode(id, &bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Makes everything written so far durable, off the async workers.
-    async fn flush_blocking(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush().map(drop).map_err(io))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    /// Closes and opens the database again, after a failure (blocking).
+    fn reopen(&self) -> Result<(), StoreError> {
+        let _one = self
+            .reopening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Ours is dropped here; sled's lock goes once the calls still holding it finish.
+        self.open.store(None);
+        let open = SledStore::open_db(&self.path, self.cache_bytes)?;
+        let tree = open.tree.clone();
+        open.db.flush().map_err(|e| self.io(e))?;
+        self.count.store(tree.len() as u64, Ordering::Relaxed);
+        self.open.store(Some(Arc::new(open)));
+        self.failed.store(false, Ordering::Release);
+        tracing::info!("population store reopened after a failure");
+        Ok(())
     }
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
 }
 
 #[async_trait]
@@ -140,28 +201,47 @@ impl Store for SledStore {
             return Ok(PutOutcome::Vetoed);
         }
         let bytes = encoding::encode(&record);
-        let (db, tree) = (self.db.clone(), self.tree.clone());
-        // The flush waits for the disk: keep it off the async workers.
-        tokio::task::spawn_blocking(move || {
-            tree.insert(id.key(), bytes)?;
-            db.flush().map(drop)
+        let h = self.state.handles()?;
+        // The flush waits for the disk.
+        let written = blocking(move || {
+            h.tree
+                .insert(id.key(), bytes)
+                .and_then(|_| h.db.flush())
+                .map(drop)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
-        .map_err(io)?;
+        .await;
+        if written.is_err() {
+            self.state.failed.store(true, Ordering::Release);
+        }
+        written?;
         if current.is_none() {
-            self.count.fetch_add(1, Ordering::Relaxed);
+            self.state.count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(PutOutcome::Written(Box::new(record)))
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        Ok(self.count.load(Ordering::Relaxed))
+        Ok(self.state.count.load(Ordering::Relaxed))
     }
 
     async fn check(&self) -> Result<(), StoreError> {
+        if self.state.failed.load(Ordering::Acquire) {
+            let state = self.state.clone();
+            return blocking(move || state.reopen()).await;
+        }
         // A flush touches the disk: it fails while the disk does.
-        self.flush_blocking().await
+        let h = self.state.handles()?;
+        let flushed = blocking(move || {
+            h.db.flush()
+                .map(drop)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await;
+        if flushed.is_err() {
+            self.state.failed.store(true, Ordering::Release);
+        }
+        flushed
     }
 }
 
@@ -171,24 +251,27 @@ impl Loader for SledStore {
         // concurrent loaders would queue behind one another, and `insert` returns the previous
         // value, which tells new ids from overwritten ones without a second lookup per record.
         // Seeding needs neither atomicity nor durability before `flush`.
+        let state = &self.state;
+        let h = state.handles()?;
         let mut new = 0;
         for c in records {
-            let previous = self
+            let previous = h
                 .tree
                 .insert(c.id.key(), encoding::encode(c))
-                .map_err(io)?;
+                .map_err(|e| state.io(e))?;
             new += u64::from(previous.is_none());
         }
-        self.count.fetch_add(new, Ordering::Relaxed);
+        state.count.fetch_add(new, Ordering::Relaxed);
         Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(io)
+        let h = self.state.handles()?;
+        h.db.flush().map(drop).map_err(|e| self.state.io(e))
     }
 
     fn count(&self) -> Result<u64, StoreError> {
-        Ok(self.count.load(Ordering::Relaxed))
+        Ok(self.state.count.load(Ordering::Relaxed))
     }
 }
 

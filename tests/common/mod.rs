@@ -123,6 +123,8 @@ pub struct TestGateway {
     pub loader: Arc<dyn popgate::store::Loader>,
     /// The gateway's clock, with [`Options::manual_clock`].
     pub clock: Option<Arc<ManualClock>>,
+    /// The connections the server holds open.
+    pub connections: popgate::server::transport::Connections,
     certs: std::sync::Mutex<std::collections::HashMap<String, CertPair>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -193,6 +195,7 @@ impl TestGateway {
             .with_metrics_listener(metrics_listener);
         let gateway = server.gateway().clone();
         let loader = server.loader().clone();
+        let connections = server.connections().clone();
         let reloader = server.reloader(config_path.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -212,6 +215,7 @@ impl TestGateway {
             metrics_addr,
             loader,
             clock: manual,
+            connections,
             certs: std::sync::Mutex::new(certs),
             shutdown: Some(tx),
             handle: Some(handle),
@@ -309,6 +313,34 @@ impl TestGateway {
 
     pub async fn operator(&self) -> OperatorClient<Channel> {
         OperatorClient::new(self.channel("operator").await)
+    }
+
+    /// Waits until the gRPC health service reports `want` for the whole server, watching it
+    /// (`Health.Watch` streams each change) rather than polling.
+    pub async fn health_becomes(
+        &self,
+        want: tonic_health::pb::health_check_response::ServingStatus,
+    ) {
+        let mut watch =
+            tonic_health::pb::health_client::HealthClient::new(self.channel("operator").await)
+                .watch(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .expect("health watch")
+                .into_inner();
+        let wait = async {
+            while let Some(r) = watch.message().await.expect("health stream") {
+                if r.status == want as i32 {
+                    return;
+                }
+            }
+            panic!("the health stream ended");
+        };
+        // A guard against hanging, not a timing assertion: the change is due at once.
+        tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("health never became {want:?}"));
     }
 
     /// The manual clock of a gateway started with [`Options::manual_clock`].
