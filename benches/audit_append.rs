@@ -27,7 +27,7 @@ fn event(i: u64) -> AuditEvent {
         purpose: "subscriber-verification".into(),
         request_id: format!("tx-{i:016x}"),
         outcome: Outcome::Ok,
-        reused: i % 3 == 0,
+        reused: i.is_multiple_of(3),
         latency_us: 412,
         count: None,
         reason: None,

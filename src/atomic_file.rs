@@ -45,10 +45,10 @@ pub(crate) fn write(path: &Path, contents: &[u8], secrecy: Secrecy) -> io::Resul
     drop(file);
     fs::rename(&tmp, path)?;
     // Best effort: make the rename itself durable.
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
+    if let Some(parent) = path.parent()
+        && let Ok(d) = fs::File::open(parent)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

@@ -105,7 +105,7 @@ impl CitizenId {
     }
 
     pub fn sex(self) -> IdSex {
-        if self.century_sex_digit() % 2 == 0 {
+        if self.century_sex_digit().is_multiple_of(2) {
             IdSex::Male
         } else {
             IdSex::Female

@@ -23,8 +23,12 @@ fn event(i: u64) -> AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
         cert_sha256: "cd".repeat(32).into(),
         peer: format!("10.0.0.{}:5000", i % 3).into(),
-        method: if i % 2 == 0 { "Lookup" } else { "Verify" },
-        citizen_id: Some(if i % 5 == 0 {
+        method: if i.is_multiple_of(2) {
+            "Lookup"
+        } else {
+            "Verify"
+        },
+        citizen_id: Some(if i.is_multiple_of(5) {
             "001203004567".to_string()
         } else {
             format!("079{i:09}")
@@ -33,7 +37,7 @@ fn event(i: u64) -> AuditEvent {
         purpose: format!("purpose-{}", i % 3),
         request_id: format!("req-{i}"),
         outcome,
-        reused: outcome == Outcome::Ok && i % 4 == 0,
+        reused: outcome == Outcome::Ok && i.is_multiple_of(4),
         latency_us: i,
         count: None,
         reason: (outcome == Outcome::Denied).then(|| "field not allowed: religion".to_string()),

@@ -17,13 +17,17 @@ fn event(i: u64) -> AuditEvent {
         client: "viettel".into(),
         cert_sha256: "ab".repeat(32).into(),
         peer: "127.0.0.1:40000".into(),
-        method: if i % 2 == 0 { "Lookup" } else { "Verify" },
+        method: if i.is_multiple_of(2) {
+            "Lookup"
+        } else {
+            "Verify"
+        },
         citizen_id: Some(format!("001203{i:06}")),
         fields: vec!["full_name", "date_of_birth"],
         purpose: "subscriber-verification".into(),
         request_id: format!("req-{i}"),
         outcome: Outcome::Ok,
-        reused: i % 3 == 0,
+        reused: i.is_multiple_of(3),
         latency_us: 100 + i,
         count: None,
         reason: None,

@@ -77,12 +77,13 @@ fn spawn(config: &Path) -> (common::Reaped, String) {
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && line.contains("popgate serving") {
-                if let Some(addr) = line.split("listen=").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            if !sent
+                && line.contains("popgate serving")
+                && let Some(addr) = line.split("listen=").nth(1)
+            {
+                let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+                sent = true;
             }
         }
     });

@@ -657,12 +657,11 @@ impl Writer {
         let mut start = 0;
         while idx < batch.len() {
             let first_len = (self.encoded[idx].end - start) as u64;
-            if self.path.is_none()
-                || (self.file_len > 0 && self.file_len + first_len > self.roll_bytes)
+            if (self.path.is_none()
+                || (self.file_len > 0 && self.file_len + first_len > self.roll_bytes))
+                && let Err(e) = self.roll(self.encoded[idx].head.seq)
             {
-                if let Err(e) = self.roll(self.encoded[idx].head.seq) {
-                    return (idx, Some(self.fail(e)));
-                }
+                return (idx, Some(self.fail(e)));
             }
             // As many records as fit in this file (at least one).
             let mut j = idx + 1;

@@ -72,7 +72,7 @@ impl FromStr for Serial {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() || s.len() % 2 != 0 {
+        if s.is_empty() || !s.len().is_multiple_of(2) {
             return Err(format!("serial {s:?} is not an even number of hex digits"));
         }
         (0..s.len())

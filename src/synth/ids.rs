@@ -49,7 +49,7 @@ struct SlotTable {
 fn bucket_parts(b: usize) -> (u16, i32, IdSex) {
     let province = PROVINCE_INFO[b / (YEARS * 2)].0;
     let year = FIRST_BIRTH_YEAR + (b / 2 % YEARS) as i32;
-    let sex = if b % 2 == 0 {
+    let sex = if b.is_multiple_of(2) {
         IdSex::Male
     } else {
         IdSex::Female

@@ -24,13 +24,17 @@ fn event(i: u64) -> AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
         cert_sha256: "cd".repeat(32).into(),
         peer: "10.0.0.1:5000".into(),
-        method: if i % 2 == 0 { "Lookup" } else { "Verify" },
-        citizen_id: (i % 11 != 0).then(|| format!("0792000000{:02}", i % 4)),
+        method: if i.is_multiple_of(2) {
+            "Lookup"
+        } else {
+            "Verify"
+        },
+        citizen_id: (!i.is_multiple_of(11)).then(|| format!("0792000000{:02}", i % 4)),
         fields: vec!["full_name"],
         purpose: format!("purpose-{}", i % 5),
         request_id: format!("req-{i}"),
         outcome,
-        reused: outcome == Outcome::Ok && i % 4 == 0,
+        reused: outcome == Outcome::Ok && i.is_multiple_of(4),
         latency_us: i,
         count: (outcome == Outcome::RateLimited).then_some(i % 7),
         reason: None,
