@@ -23,8 +23,10 @@ use popgate::audit::verify::{VerifyOptions, verify};
 use popgate::audit::{AuditLog, AuditOptions};
 use popgate::config::{Config, ConfigError, valid_client_id};
 use popgate::error::Error;
-use popgate::fields::{Field, FieldSet, project};
-use popgate::gateway::match_claims;
+use popgate::citizen::Citizen;
+use popgate::fields::{Field, FieldSet};
+use popgate::gateway::{MatchMode, match_claims};
+use popgate::grpc::convert;
 use popgate::id::{CitizenId, province_name};
 use popgate::identity::Peer;
 use popgate::matching::{Mode, normalize, parse_date, text_matches};
@@ -197,6 +199,40 @@ fn policy() -> &'static Policy {
     })
 }
 
+/// [`full_citizen`] as the store holds it.
+fn full_record() -> Citizen {
+    let mut c = validate(convert::draft(full_citizen()), YEAR, std::time::UNIX_EPOCH)
+        .expect("the full record is valid");
+    c.version = 3;
+    c
+}
+
+/// The personal fields a message holds (not empty).
+fn present(c: &pb::Citizen) -> FieldSet {
+    let d = convert::draft(c.clone());
+    let mut set = FieldSet::EMPTY;
+    for (f, on) in [
+        (Field::FullName, !d.full_name.is_empty()),
+        (Field::DateOfBirth, !d.date_of_birth.is_empty()),
+        (Field::Sex, c.sex != 0),
+        (Field::PlaceOfOrigin, !d.place_of_origin.is_empty()),
+        (Field::PermanentAddress, !d.permanent_address.is_empty()),
+        (Field::CurrentAddress, !d.current_address.is_empty()),
+        (Field::Ethnicity, !d.ethnicity.is_empty()),
+        (Field::Religion, !d.religion.is_empty()),
+        (Field::Nationality, !d.nationality.is_empty()),
+        (Field::CardIssuedOn, !d.card_issued_on.is_empty()),
+        (Field::CardExpiresOn, !d.card_expires_on.is_empty()),
+        (Field::HouseholdHeadId, !d.household_head_id.is_empty()),
+        (Field::LifeStatus, c.life_status != 0),
+    ] {
+        if on {
+            set.insert(f);
+        }
+    }
+    set
+}
+
 /// A record with every field set, to see what a projection lets through.
 fn full_citizen() -> pb::Citizen {
     pb::Citizen {
@@ -263,9 +299,9 @@ pub fn read_mask(data: &[u8]) {
                     mask.iter().filter_map(|p| Field::from_name(p)).collect()
                 };
                 assert_eq!(set, want);
-                let shown = project(&full_citizen(), set);
+                let shown = convert::citizen(&full_record(), set);
                 assert_eq!(
-                    fields_written(&shown),
+                    present(&shown),
                     set,
                     "projection leaks or drops fields"
                 );
@@ -298,14 +334,15 @@ pub fn read_mask(data: &[u8]) {
     let addr: SocketAddr = ([127, 0, 0, 1], 1).into();
     let peer = Peer {
         addr,
+        addr_text: addr.to_string().into(),
         common_name: Some(cn.clone()),
-        cert_sha256: String::new(),
+        cert_sha256: Arc::from(""),
         serial: Vec::new(),
     };
     match policy.authenticate(&peer) {
-        Ok(c) => assert_eq!(c.id, cn),
+        Ok(c) => assert_eq!(&*c.id, cn.as_str()),
         Err(Error::PermissionDenied(m)) => {
-            assert!(clients.iter().all(|c| c.id != cn));
+            assert!(clients.iter().all(|c| *c.id != *cn));
             assert_bounded(&m);
         }
         Err(e) => panic!("authenticate answered {e:?}"),
@@ -374,11 +411,13 @@ pub fn verify_normalize(data: &[u8]) {
 /// per claim in Claims order; a record holding exactly the claimed values matches every claim,
 /// and an EXACT match is a LOOSE match.
 pub fn verify_request(data: &[u8]) {
-    let Ok(mut req) = pb::VerifyRequest::decode(data) else {
+    let Ok(req) = pb::VerifyRequest::decode(data) else {
         return;
     };
-    let record = full_citizen();
-    let fields = match match_claims(&req, &record) {
+    // As the gateway sees it after the gRPC layer's conversion.
+    let mut dreq = convert::verify_request(req.clone());
+    let record = full_record();
+    let fields = match match_claims(&dreq, &record) {
         Ok(f) => f,
         Err(Error::InvalidArgument(m)) => {
             assert!(m.starts_with("mode: ") || m.starts_with("claims"), "{m}");
@@ -397,26 +436,27 @@ pub fn verify_request(data: &[u8]) {
     .into_iter()
     .filter_map(|(n, set)| set.then_some(n))
     .collect();
-    let got: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    let got: Vec<&str> = fields.iter().map(|f| f.field.name()).collect();
     assert_eq!(got, want, "one answer per claim, in Claims order");
 
-    let own = pb::Citizen {
-        full_name: claims.full_name.clone().unwrap_or_default(),
-        date_of_birth: claims.date_of_birth.clone().unwrap_or_default(),
-        sex: claims.sex.unwrap_or_default(),
-        permanent_address: claims.permanent_address.clone().unwrap_or_default(),
-        ..pb::Citizen::default()
+    let dclaims = dreq.claims.clone().unwrap_or_default();
+    let own = Citizen {
+        full_name: dclaims.full_name.clone().unwrap_or_default(),
+        date_of_birth: dclaims.date_of_birth.clone().unwrap_or_default(),
+        sex: dclaims.sex.unwrap_or_default(),
+        permanent_address: dclaims.permanent_address.clone().unwrap_or_default(),
+        ..full_record()
     };
-    let again = match_claims(&req, &own).expect("the same request parses twice");
+    let again = match_claims(&dreq, &own).expect("the same request parses twice");
     assert!(
         again.iter().all(|f| f.matched),
         "a record holding the claims: {again:?}"
     );
 
-    req.mode = pb::MatchMode::Exact as i32;
-    let exact = match_claims(&req, &record).expect("EXACT parses");
-    req.mode = pb::MatchMode::Loose as i32;
-    let loose = match_claims(&req, &record).expect("LOOSE parses");
+    dreq.mode = MatchMode::Exact;
+    let exact = match_claims(&dreq, &record).expect("EXACT parses");
+    dreq.mode = MatchMode::Loose;
+    let loose = match_claims(&dreq, &record).expect("LOOSE parses");
     for (e, l) in exact.iter().zip(&loose) {
         assert!(
             !e.matched || l.matched,
@@ -436,7 +476,7 @@ pub fn citizen_record(data: &[u8]) {
     let Ok(c) = pb::Citizen::decode(data) else {
         return;
     };
-    let (id, stored) = match validate(c, YEAR) {
+    let stored = match validate(convert::draft(c), YEAR, std::time::UNIX_EPOCH) {
         Ok(ok) => ok,
         Err(Error::InvalidArgument(m)) => {
             assert!(m.starts_with("citizen."), "{m}");
@@ -445,7 +485,7 @@ pub fn citizen_record(data: &[u8]) {
         }
         Err(e) => panic!("validate answered {e:?}"),
     };
-    assert_eq!(stored.citizen_id, id.to_string());
+    let id = stored.id;
     assert!(!stored.full_name.is_empty());
     for (name, v) in [
         ("full_name", &stored.full_name),
@@ -468,9 +508,9 @@ pub fn citizen_record(data: &[u8]) {
         assert!(is_nfc(v), "{name}: stored text is not NFC");
         assert_eq!(v.trim(), v, "{name}: stored text is not trimmed");
     }
-    match validate(stored.clone(), YEAR) {
-        Ok((id2, again)) => {
-            assert_eq!(id2, id);
+    match validate(stored.to_draft(), YEAR, std::time::UNIX_EPOCH) {
+        Ok(again) => {
+            assert_eq!(again.id, id);
             assert_eq!(again, stored, "validating a stored record changes it");
         }
         Err(e) => panic!("a stored record is refused when written again: {e}"),
@@ -496,9 +536,9 @@ const METHODS: [&str; 7] = [
 
 fn event(b: &mut Bytes<'_>) -> AuditEvent {
     let mut ev = AuditEvent {
-        client: b.text(),
-        cert_sha256: b.text(),
-        peer: b.text(),
+        client: b.text().into(),
+        cert_sha256: b.text().into(),
+        peer: b.text().into(),
         method: METHODS[usize::from(b.u8()) % METHODS.len()],
         citizen_id: None,
         fields: Vec::new(),
@@ -869,7 +909,7 @@ pub fn config(data: &[u8]) {
                 assert!(valid_client_id(&c.id));
                 let p = policy
                     .clients()
-                    .find(|p| p.id == c.id)
+                    .find(|p| *p.id == *c.id)
                     .expect("every client");
                 let read: FieldSet = c.read.iter().filter_map(|n| Field::from_name(n)).collect();
                 assert_eq!(read.iter().count(), c.read.len(), "an unknown right passed");
