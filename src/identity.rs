@@ -17,8 +17,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use thiserror::Error;
 
-use crate::audit::chain::to_hex;
 use crate::config::TlsConfig;
+use crate::hex::to_hex;
 
 /// TLS material that cannot be used; the message names the file and what to do.
 #[derive(Debug, Error)]

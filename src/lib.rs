@@ -22,7 +22,8 @@
 //! - [`error`]: the domain error, classified by whose fault it is.
 //! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
 //! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
-//! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key.
+//! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key;
+//!   `hex`: lowercase hex of hashes, fingerprints and signatures.
 //! - [`synth`]: the deterministic synthetic population.
 //! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
 //! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
@@ -43,6 +44,7 @@ pub mod error;
 pub mod fields;
 pub mod gateway;
 pub mod grpc;
+mod hex;
 pub mod id;
 pub mod identity;
 pub mod limits;

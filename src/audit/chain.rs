@@ -1,5 +1,5 @@
-//! The hash chain: the head (`seq`, `hash`) a record links to, the hash of one record line,
-//! and lowercase hex, which is how every hash and signature appears in the files.
+//! The hash chain: the head (`seq`, `hash`) a record links to and the hash of one record line
+//! (lowercase hex, `crate::hex`, is re-exported here for the readers of the files).
 //!
 //! This module owns the definition of "the bytes a record's hash covers" (see the
 //! [module docs](super)); the writer and every reader go through [`line_hash_parts`] so the two
@@ -62,53 +62,11 @@ pub fn verify_line(line: &[u8]) -> Option<[u8; 32]> {
     let hash = sha256(body);
     // Compare as text: cheaper than decoding, and it also rejects uppercase spellings.
     let mut hex = [0u8; 64];
-    for (i, b) in hash.iter().enumerate() {
-        hex[2 * i] = HEX[(b >> 4) as usize];
-        hex[2 * i + 1] = HEX[(b & 15) as usize];
-    }
+    crate::hex::encode_into(&mut hex, &hash);
     (hex[..] == *claimed).then_some(hash)
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Appends lowercase hex of `bytes` to `out`.
-pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
-    }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    let mut v = Vec::with_capacity(bytes.len() * 2);
-    push_hex(&mut v, bytes);
-    // Only ASCII hex digits were pushed.
-    String::from_utf8(v).unwrap_or_default()
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    // Lowercase only: the files are written in lowercase, and accepting uppercase would let
-    // the same record be spelled two ways.
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes lowercase hex of exactly `N` bytes.
-pub fn from_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
-}
+pub use crate::hex::{from_hex, push_hex, to_hex};
 
 /// Decodes a 64-digit lowercase hex hash.
 pub fn from_hex32(hex: &[u8]) -> Option<[u8; 32]> {
