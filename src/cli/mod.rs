@@ -3,7 +3,6 @@
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
 mod audit;
-mod bench;
 mod certs;
 mod check_config;
 mod client;
@@ -15,6 +14,9 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// For `popgate-bench --serve`, which stops as `popgate serve` does.
+pub use serve::shutdown_signal;
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +43,6 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
-    /// Load generator: load a gateway (or one started in-process with --dev) and report.
-    Bench(bench::BenchArgs),
     /// Review and check the audit log.
     Audit(audit::AuditArgs),
 }
@@ -67,7 +67,6 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
-        Command::Bench(args) => bench::run(args),
         Command::Audit(args) => audit::run(args),
     };
     match result {

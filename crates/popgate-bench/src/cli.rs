@@ -1,5 +1,7 @@
-//! `popgate bench`: load a running gateway (`--addr --ca --cert --key`) or one started in this
-//! process (`--dev`), and print a table or JSON. See docs/BENCHMARKS.md for the scenarios.
+//! The `popgate-bench` command line: load a running gateway (`--addr --ca --cert --key`) or
+//! one started in this process (`--dev`), and print a table or JSON. See docs/BENCHMARKS.md
+//! for the scenarios. Exit codes as `popgate`'s: 0 success, 2 bad usage or a run that could
+//! not be set up, with one line on stderr.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,15 +9,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
+use popgate::client::ClientTls;
+use popgate::config::Durability;
 
-use crate::bench::keys::KeyDist;
-use crate::bench::load::{Pace, Workload};
-use crate::bench::{self, DevOptions, Options, Scenario, Target};
-use crate::client::ClientTls;
-use crate::config::Durability;
+use crate::keys::KeyDist;
+use crate::load::{Pace, Workload};
+use crate::{DevOptions, Options, Scenario, Target};
 
-#[derive(Args)]
+#[derive(Parser)]
+#[command(
+    name = "popgate-bench",
+    version,
+    about = "Load generator: load a gateway (or one started in-process with --dev) and report."
+)]
 pub struct BenchArgs {
     /// Start a gateway in this process on a temporary directory seeded with --citizens.
     #[arg(long, conflicts_with_all = ["addr", "ca", "cert", "key"])]
@@ -40,7 +47,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     citizens: u64,
     /// The population's seed (default: the one `serve --dev` seeds).
-    #[arg(long, default_value_t = bench::DEV_POPULATION_SEED)]
+    #[arg(long, default_value_t = crate::DEV_POPULATION_SEED)]
     seed: u64,
     /// HTTP/2 connections (each one TLS session), spread over the client identities.
     #[arg(long, default_value_t = 4)]
@@ -68,7 +75,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     fields: Vec<String>,
     /// The purpose stated in every call (the dev bench clients' is "benchmark").
-    #[arg(long, default_value = bench::target::PURPOSE)]
+    #[arg(long, default_value = crate::target::PURPOSE)]
     purpose: String,
     /// Bulk re-verification over VerifyStream instead of unary calls: names upper-case
     /// without diacritics (LOOSE), 10% deliberate mismatches; one stream per connection,
@@ -88,7 +95,7 @@ pub struct BenchArgs {
     /// --dev: the store's page cache in MiB (`[store] cache_mib`); a store that fits reads at
     /// in-memory speed (about 600 MiB per million citizens). Default: as the gateway's, a
     /// quarter of the memory, at least 256.
-    #[arg(long, default_value_t = crate::store::sled::default_cache_mib(), value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    #[arg(long, default_value_t = popgate::store::sled::default_cache_mib(), value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
     store_cache_mib: u64,
     /// --dev: keep the bench directory here; its seeded stores are reused by later runs.
     #[arg(long)]
@@ -121,7 +128,7 @@ pub struct BenchArgs {
     isolation: Option<u32>,
 
     /// --dev: only run the bare baseline or the full gateway on --listen, set up as for the
-    /// scenarios, until Ctrl-C or SIGTERM; it prints the `popgate bench --addr …` command that
+    /// scenarios, until Ctrl-C or SIGTERM; it prints the `popgate-bench --addr …` command that
     /// loads it from another process or machine (copy its certs/ folder there).
     #[arg(
         long,
@@ -207,7 +214,30 @@ fn parse_mix(s: &str) -> Result<u32, String> {
     Ok((lookup * 100 + total / 2) / total)
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Parses the command line and runs the load.
+pub fn main() -> ExitCode {
+    let args = match BenchArgs::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("popgate-bench: {line}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let target = if args.dev {
         Target::Dev(DevOptions {
@@ -282,25 +312,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
         let served = match what {
-            ServeArg::Baseline => bench::Served::Baseline,
-            ServeArg::Gateway => bench::Served::Gateway,
+            ServeArg::Baseline => crate::Served::Baseline,
+            ServeArg::Gateway => crate::Served::Gateway,
         };
-        bench::serve(
+        crate::serve(
             &opts,
             dev,
             served,
             args.listen,
             |addr, command| {
                 // stdout, line by line, so that a script can read the address.
-                println!("popgate bench: serving on {addr} until Ctrl-C or SIGTERM");
+                println!("popgate-bench: serving on {addr} until Ctrl-C or SIGTERM");
                 println!("load it with: {command}");
             },
-            super::serve::shutdown_signal(),
+            popgate::cli::shutdown_signal(),
         )
         .context("bench server failed")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = bench::run(&opts).context("benchmark failed")?;
+    let report = crate::run(&opts).context("benchmark failed")?;
     if args.json {
         println!(
             "{}",
