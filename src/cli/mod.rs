@@ -3,6 +3,7 @@
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
 mod audit;
+mod bench;
 mod certs;
 mod check_config;
 mod client;
@@ -43,6 +44,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
+    /// The load generator, its own binary now: runs `popgate-bench` with these arguments.
+    Bench(bench::BenchArgs),
     /// Review and check the audit log.
     Audit(audit::AuditArgs),
 }
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => client::verify(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Audit(args) => audit::run(args),
     };
     match result {
