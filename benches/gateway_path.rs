@@ -1,9 +1,9 @@
 //! Criterion benches for the request-path pieces `hot_path.rs` does not cover: Verify's claim
 //! matching, the policy checks, the per-call metrics, a cache miss and fill, encoding the
 //! answer, decoding a stored record, the whole in-process Lookup and Verify (gateway domain
-//! pipeline with a `batch` audit log, no network), and what the load generator spends to
-//! build a request (it shares the cores with the server, so its cost is part of every figure).
-//! Audit append has its own bench (`audit_append.rs`).
+//! pipeline with a `batch` audit log, no network). Audit append has its own bench
+//! (`audit_append.rs`); what the load generator spends to build a request is measured in its
+//! own package (`crates/popgate-bench/benches/load_generator.rs`).
 //!
 //! `cargo bench --bench gateway_path`. Compare figures as ratios within one run.
 
@@ -260,24 +260,6 @@ fn pipeline(c: &mut Criterion) {
     });
 }
 
-/// What the load generator spends per request before sending it.
-fn load_generator(c: &mut Criterion) {
-    use popgate::bench::keys::{KeySampler, Rng};
-    let zipf = KeySampler::new("zipf:1.0".parse().expect("dist"), 1_000_000);
-    let mut rng = Rng::new(1);
-    c.bench_function("bench_draw_zipf_key_and_id", |b| {
-        b.iter(|| citizen_id_at(SEED, zipf.sample(&mut rng)).to_string())
-    });
-    let mut k = 0u64;
-    c.bench_function("bench_build_verify_claims", |b| {
-        b.iter(|| {
-            k += 1;
-            let r = citizen_at(SEED, k);
-            popgate::matching::normalize(&r.full_name, Mode::Loose).to_uppercase()
-        })
-    });
-}
-
 criterion_group!(
     benches,
     matching,
@@ -285,7 +267,6 @@ criterion_group!(
     metrics,
     cache_miss,
     encoding,
-    pipeline,
-    load_generator
+    pipeline
 );
 criterion_main!(benches);

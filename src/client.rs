@@ -1,6 +1,6 @@
-//! A client for the gateway over mTLS, used by `popgate lookup|verify|bench`, the tests and
-//! the examples' documentation. Clients should keep their connection open: a handshake costs
-//! far more than a call.
+//! A client for the gateway over mTLS, used by `popgate lookup|verify`, the load generator
+//! (`popgate-bench`), the tests and the examples' documentation. Clients should keep their
+//! connection open: a handshake costs far more than a call.
 
 use std::path::Path;
 use std::time::Duration;

@@ -25,15 +25,14 @@
 //! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key;
 //!   `hex`: lowercase hex of hashes, fingerprints and signatures.
 //! - [`synth`]: the deterministic synthetic population.
-//! - [`client`]: an mTLS client for the CLI, tests and benchmarks.
-//! - [`bench`]: the load generator and benchmark scenarios behind `popgate bench`.
+//! - [`client`]: an mTLS client for the CLI, the tests and the load generator (the
+//!   `popgate-bench` package of this workspace, which uses this library).
 //! - [`cli`]: the `popgate` command line, one file per subcommand.
 
 #![forbid(unsafe_code)]
 
 mod atomic_file;
 pub mod audit;
-pub mod bench;
 pub mod cache;
 pub mod citizen;
 pub mod cli;

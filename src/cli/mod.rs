@@ -16,6 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// For `popgate-bench --serve`, which stops as `popgate serve` does.
+pub use serve::shutdown_signal;
+
 #[derive(Parser)]
 #[command(
     name = "popgate",
@@ -41,7 +44,7 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
     Seed(seed::SeedArgs),
-    /// Load generator: load a gateway (or one started in-process with --dev) and report.
+    /// The load generator, its own binary now: runs `popgate-bench` with these arguments.
     Bench(bench::BenchArgs),
     /// Review and check the audit log.
     Audit(audit::AuditArgs),

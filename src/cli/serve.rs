@@ -108,8 +108,8 @@ fn spawn_reload_on_sighup(reloader: crate::server::Reloader) {
     let _ = reloader;
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub(super) async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM; also how `popgate-bench --serve` stops.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

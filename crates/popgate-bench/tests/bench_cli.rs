@@ -1,29 +1,30 @@
-//! `popgate bench --dev` end to end, small and fast: the JSON report has sane fields, and the
+//! `popgate-bench --dev` end to end, small and fast: the JSON report has sane fields, and the
 //! bulk scenario's deliberate mismatches really come back as mismatches.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `popgate ARGS…` and returns its `--json` report, failing with its stderr.
+const BIN: &str = env!("CARGO_BIN_EXE_popgate-bench");
+
+/// Runs `popgate-bench ARGS…` and returns its `--json` report, failing with its stderr.
 fn run_json(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
+    let out = Command::new(BIN)
         .args(args)
         .output()
-        .expect("run popgate");
+        .expect("run popgate-bench");
     assert!(
         out.status.success(),
-        "popgate {args:?} failed: {}",
+        "popgate-bench {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// A short `bench --dev` over a small store, with `extra` options.
+/// A short `--dev` run over a small store, with `extra` options.
 fn bench(extra: &[&str]) -> Value {
     let mut args = vec![
-        "bench",
         "--dev",
         "--citizens",
         "2000",
@@ -113,9 +114,8 @@ impl Drop for KillOnDrop {
 #[test]
 fn a_served_baseline_is_loaded_by_the_command_it_prints() {
     use std::io::{BufRead, BufReader};
-    let child = Command::new(env!("CARGO_BIN_EXE_popgate"))
+    let child = Command::new(BIN)
         .args([
-            "bench",
             "--dev",
             "--serve",
             "baseline",
@@ -126,14 +126,14 @@ fn a_served_baseline_is_loaded_by_the_command_it_prints() {
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("start popgate bench --serve");
+        .expect("start popgate-bench --serve");
     let mut server = KillOnDrop(child);
     let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let serving = lines.next().expect("a first line").unwrap();
     assert!(serving.contains("serving on 127.0.0.1:"), "{serving}");
     let command = lines.next().expect("a second line").unwrap();
     let mut args: Vec<&str> = command
-        .strip_prefix("load it with: popgate ")
+        .strip_prefix("load it with: popgate-bench ")
         .unwrap_or_else(|| panic!("not a command: {command}"))
         .split(' ')
         .collect();
@@ -207,10 +207,10 @@ fn rounds_alternate_the_sides_and_judge_the_median_round() {
     );
     assert_eq!(rounds[median - 1]["met"], summary["met"]);
 
-    let text = Command::new(env!("CARGO_BIN_EXE_popgate"))
-        .args(["bench", "--dev", "--citizens", "2000", "--rounds", "2"])
+    let text = Command::new(BIN)
+        .args(["--dev", "--citizens", "2000", "--rounds", "2"])
         .output()
-        .expect("run popgate");
+        .expect("run popgate-bench");
     assert!(!text.status.success());
     let err = String::from_utf8_lossy(&text.stderr);
     assert!(err.contains("--rounds alternates the two sides"), "{err}");
@@ -286,12 +286,12 @@ fn interleave_alternates_slices_between_two_running_servers() {
             "its own runtime",
         ),
     ] {
-        let mut args = vec!["bench", "--dev", "--citizens", "2000", "--interleave", "1s"];
+        let mut args = vec!["--dev", "--citizens", "2000", "--interleave", "1s"];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_popgate"))
+        let out = Command::new(BIN)
             .args(&args)
             .output()
-            .expect("run popgate");
+            .expect("run popgate-bench");
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");

@@ -1,5 +1,9 @@
-//! `popgate bench`: the load generator and the benchmark scenarios of docs/BENCHMARKS.md.
+//! `popgate-bench`: the load generator of popgate and the benchmark scenarios of
+//! docs/BENCHMARKS.md. Its own package, as pgbench is beside PostgreSQL, so that the
+//! gateway's binary carries none of its code or dependencies; it uses popgate as a library,
+//! and with `--dev` runs the real gateway in its own process.
 //!
+//! - [`cli`]: the command line, its options and exit codes;
 //! - [`load`]: closed loop, open loop (no coordinated omission) and bulk VerifyStream loads,
 //!   counted into HDR histograms;
 //! - [`keys`]: which citizens are asked about (uniform or Zipf over the seeded population);
@@ -13,6 +17,7 @@
 //! between runs on the same machine minutes apart: the only kind of figure that means
 //! anything on a shared 2-core box.
 
+pub mod cli;
 pub mod keys;
 pub mod load;
 pub mod report;
@@ -28,8 +33,9 @@ use thiserror::Error;
 use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 
-use crate::client::{ClientError, ClientTls, connect};
-use crate::config::Durability;
+use popgate::client::{ClientError, ClientTls, connect};
+use popgate::config::Durability;
+
 use load::{LoadSpec, Pace, Tally, Workload};
 use report::{CacheFootprint, Comparison, CpuFigures, PhaseReport, Report};
 use target::{BenchClient, BenchDir, FixedAnswers, GatewaySettings, Running};
@@ -654,7 +660,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
 /// Starts a stage's server on `rt`; the server and its target name.
 fn start_server(
     stage: &Stage,
-    config: crate::config::Config,
+    config: popgate::config::Config,
     seed: u64,
     rt: &Runtime,
 ) -> Result<(Running, &'static str), BenchError> {
@@ -718,7 +724,7 @@ struct Side<'a> {
     cpu: Option<report::CpuUse>,
     wall: Duration,
     /// The gateway's audit counters summed over the slices.
-    audit: crate::audit::AuditStats,
+    audit: popgate::audit::AuditStats,
 }
 
 /// Runs a two-sided scenario with both servers up at once, each on its own runtime, and the
@@ -892,7 +898,7 @@ pub enum Served {
 
 /// Runs one bench server — the bare baseline or the full gateway, set up as in `--dev` runs —
 /// on `listen` until `stop` completes, for a load generator in another process or on another
-/// machine (`popgate bench --addr …`). `ready` is told the address and the command that loads
+/// machine (`popgate-bench --addr …`). `ready` is told the address and the command that loads
 /// it, once it listens.
 pub fn serve(
     opts: &Options,
@@ -935,7 +941,7 @@ pub fn serve(
     ready(
         running.addr,
         format!(
-            "popgate bench --addr {} --ca {} --server-name localhost{flags} --citizens {} --seed {seed}",
+            "popgate-bench --addr {} --ca {} --server-name localhost{flags} --citizens {} --seed {seed}",
             running.addr,
             dir.root().join("certs/ca.pem").display(),
             opts.workload.citizens,
@@ -1116,7 +1122,7 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
 }
 
 /// The bytes of a record's text, as its strings hold them on the heap.
-fn text_bytes(c: &crate::citizen::Citizen) -> usize {
+fn text_bytes(c: &popgate::citizen::Citizen) -> usize {
     [
         &c.full_name,
         &c.date_of_birth,
@@ -1138,14 +1144,17 @@ fn text_bytes(c: &crate::citizen::Citizen) -> usize {
 /// Fills a reuse cache with `n` synthetic records and measures the growth of resident memory.
 fn cache_footprint(n: u64, seed: u64) -> CacheFootprint {
     let before = report::rss_bytes().unwrap_or(0);
-    let cache =
-        crate::cache::ReuseCache::new(n, Duration::from_secs(3600), crate::clock::Clock::system());
+    let cache = popgate::cache::ReuseCache::new(
+        n,
+        Duration::from_secs(3600),
+        popgate::clock::Clock::system(),
+    );
     let mut payload = 0u64;
     for i in 0..n {
-        let record = crate::synth::citizen_at(seed, i);
-        let id = crate::synth::citizen_id_at(seed, i);
+        let record = popgate::synth::citizen_at(seed, i);
+        let id = popgate::synth::citizen_id_at(seed, i);
         // The struct plus its strings' heap.
-        payload += (std::mem::size_of::<crate::citizen::Citizen>() + text_bytes(&record)) as u64;
+        payload += (std::mem::size_of::<popgate::citizen::Citizen>() + text_bytes(&record)) as u64;
         cache.write(Arc::new(record), id);
     }
     let after = report::rss_bytes().unwrap_or(0);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::load::Tally;
+use crate::load::Tally;
 
 /// Latency percentiles of successful calls, microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -241,8 +241,8 @@ pub struct AuditFigures {
 
 impl AuditFigures {
     pub fn between(
-        before: &crate::audit::AuditStats,
-        after: &crate::audit::AuditStats,
+        before: &popgate::audit::AuditStats,
+        after: &popgate::audit::AuditStats,
         secs: f64,
         window: &'static str,
     ) -> AuditFigures {
@@ -428,7 +428,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "popgate bench: {} ({} cores, shared by the load generator and the server)\nload: {}",
+            "popgate-bench: {} ({} cores, shared by the load generator and the server)\nload: {}",
             self.scenario, self.cores, self.load
         );
         if let Some(secs) = self.interleave_secs {

@@ -26,10 +26,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::keys::{KeyDist, KeySampler, Rng};
-use crate::matching::{Mode, normalize};
-use crate::pb;
-use crate::pb::identity_gateway_client::IdentityGatewayClient;
+use crate::keys::{KeyDist, KeySampler, Rng};
+use popgate::matching::{Mode, normalize};
+use popgate::pb;
+use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 
 /// How calls are paced.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -229,7 +229,7 @@ fn verify_request(
     purpose: &str,
     mismatch: bool,
 ) -> (pb::VerifyRequest, Expect) {
-    let record = crate::synth::citizen_at(seed, index);
+    let record = popgate::synth::citizen_at(seed, index);
     let mut name = normalize(&record.full_name, Mode::Loose).to_uppercase();
     if mismatch {
         let (head, given) = name.rsplit_once(' ').unwrap_or(("", name.as_str()));
@@ -290,7 +290,7 @@ impl RequestGen {
         let w = &*self.workload;
         if self.rng.below(100) < u64::from(w.lookup_pct) {
             Req::Lookup(pb::LookupRequest {
-                citizen_id: crate::synth::citizen_id_at(w.seed, index).to_string(),
+                citizen_id: popgate::synth::citizen_id_at(w.seed, index).to_string(),
                 read_mask: self.mask.clone(),
                 purpose: w.purpose.clone(),
                 request_id: String::new(),

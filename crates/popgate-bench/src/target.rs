@@ -3,39 +3,38 @@
 //! gateway (the real [`Server`], configured from a TOML file like any deployment) or the
 //! bare baseline server.
 //!
-//! The baseline has exactly the gateway's transport: the same rustls server configuration
-//! (built by [`identity::load`] from the same files: TLS 1.3 only, client certificate
-//! required, CRL), the same accept loop shape (TCP_NODELAY on every accepted socket, each
-//! handshake in its own task), the same HTTP/2 settings (streams per connection, keep-alive,
-//! message size) and the same client. Its handlers return a fixed answer of the size of the
-//! gateway's typical one: no policy, limits, cache, store or audit. The ratio of the two is
-//! the price of everything popgate adds.
+//! The baseline runs on the gateway's own transport, not a copy of it: the same rustls server
+//! configuration (built by [`identity::load`](popgate::identity::load) from the same files:
+//! TLS 1.3 only, client certificate required, CRL), the same accept loop
+//! ([`transport::incoming`]: TCP_NODELAY, the `max_connections` bound, each handshake in its
+//! own task with a deadline), the same HTTP/2 settings ([`transport::http2`]) and message
+//! size, and the same client. Its handlers return a fixed answer of the size of the gateway's
+//! typical one: no policy, limits, cache, store or audit. The ratio of the two is the price of
+//! everything popgate adds.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures_util::{Stream, StreamExt};
+use popgate::client::ClientTls;
+use popgate::config::Config;
+use popgate::fields::FieldSet;
+use popgate::pb;
+use popgate::pb::identity_gateway_server::{IdentityGateway, IdentityGatewayServer};
+use popgate::pki::{ClientOptions, DevCa};
+use popgate::server::{Server, transport};
+use popgate::store::{Loader, SledStore};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::BenchError;
-use crate::client::ClientTls;
-use crate::config::Config;
-use crate::fields::FieldSet;
-use crate::pb;
-use crate::pb::identity_gateway_server::{IdentityGateway, IdentityGatewayServer};
-use crate::pki::{ClientOptions, DevCa};
-use crate::server::Server;
-use crate::store::{Loader, SledStore};
+use crate::BenchError;
 
 /// Fields the bench clients may read: a ministry's set (DOMAIN.md's health-insurance sample),
 /// so a Lookup's answer has the size of a typical one.
@@ -67,7 +66,7 @@ pub struct BenchClient {
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub citizens: u64,
-    pub durability: crate::config::Durability,
+    pub durability: popgate::config::Durability,
     pub cache_capacity: u64,
     pub store_cache_mib: u64,
     pub clients: Vec<BenchClient>,
@@ -202,8 +201,12 @@ impl BenchDir {
         }
         let _ = std::fs::remove_dir_all(&path);
         let store = SledStore::open(&path).map_err(|e| BenchError::Setup(e.to_string()))?;
-        crate::synth::seed_store(&store, &crate::synth::SeedPlan::new(count, seed), progress)
-            .map_err(|e| BenchError::Setup(format!("seeding {count} citizens: {e}")))?;
+        popgate::synth::seed_store(
+            &store,
+            &popgate::synth::SeedPlan::new(count, seed),
+            progress,
+        )
+        .map_err(|e| BenchError::Setup(format!("seeding {count} citizens: {e}")))?;
         store
             .flush()
             .map_err(|e| BenchError::Setup(e.to_string()))?;
@@ -224,8 +227,8 @@ impl BenchDir {
         std::fs::create_dir_all(dir.join("audit")).map_err(|e| io("cannot create", &dir, e))?;
         let certs = self.root.join("certs");
         let durability = match settings.durability {
-            crate::config::Durability::Sync => "sync",
-            crate::config::Durability::Batch => "batch",
+            popgate::config::Durability::Sync => "sync",
+            popgate::config::Durability::Batch => "batch",
         };
         let mut text = format!(
             "[server]\nlisten = \"{listen}\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
@@ -264,7 +267,7 @@ impl BenchDir {
 pub struct Running {
     pub addr: SocketAddr,
     /// The gateway (not the baseline), to read its audit counters.
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    pub gateway: Option<Arc<popgate::gateway::Gateway>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -332,14 +335,14 @@ pub struct FixedAnswers {
 
 impl FixedAnswers {
     pub fn typical(seed: u64) -> FixedAnswers {
-        let record = crate::synth::citizen_at(seed, 0);
+        let record = popgate::synth::citizen_at(seed, 0);
         let fields: FieldSet = READ_FIELDS
             .iter()
-            .filter_map(|n| crate::fields::Field::from_name(n))
+            .filter_map(|n| popgate::fields::Field::from_name(n))
             .collect();
         FixedAnswers {
             lookup: pb::LookupResponse {
-                citizen: Some(crate::grpc::convert::citizen(&record, fields)),
+                citizen: Some(popgate::grpc::convert::citizen(&record, fields)),
                 reused: false,
                 audit_seq: 123_456_789,
                 request_id: String::new(),
@@ -421,18 +424,15 @@ impl IdentityGateway for Fixed {
     }
 }
 
-/// Same bounds as the gateway's accept loop (`server.rs`).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_HANDSHAKES: usize = 256;
-
-/// Starts the baseline server with the TLS and HTTP/2 settings of `config` on `server_rt`.
+/// Starts the baseline server with the TLS, connection and HTTP/2 settings of `config` on
+/// `server_rt`, on the gateway's transport.
 pub fn start_baseline(
     config: &Config,
     answers: FixedAnswers,
     server_rt: &Handle,
 ) -> Result<Running, BenchError> {
-    let tls = crate::identity::load(&config.tls).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let acceptor = TlsAcceptor::from(tls.server_config);
+    let tls = popgate::identity::load(&config.tls).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let tls = Arc::new(ArcSwap::new(tls.server_config));
     let (listener, addr) = bind(config.server.listen)?;
     let limits = config.limits.clone();
     let (tx, rx) = oneshot::channel::<()>();
@@ -444,34 +444,8 @@ pub fn start_baseline(
                 return;
             }
         };
-        let (conn_tx, conn_rx) = mpsc::channel(64);
-        let accept = tokio::spawn(async move {
-            let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-            loop {
-                let Ok(permit) = handshakes.clone().acquire_owned().await else {
-                    return;
-                };
-                let Ok((tcp, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, conn_tx) = (acceptor.clone(), conn_tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                    {
-                        let _ = conn_tx.send(stream).await;
-                    }
-                });
-            }
-        });
-        let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, std::io::Error>);
-        let result = tonic::transport::Server::builder()
-            .max_concurrent_streams(limits.max_streams_per_connection)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        let (incoming, acceptor) = transport::incoming(listener, tls, limits.max_connections);
+        let result = transport::http2(&limits)
             .add_service(
                 IdentityGatewayServer::new(Fixed(Arc::new(answers)))
                     .max_decoding_message_size(limits.max_message_bytes),
@@ -480,7 +454,7 @@ pub fn start_baseline(
                 let _ = rx.await;
             })
             .await;
-        accept.abort();
+        acceptor.abort();
         if let Err(e) = result {
             tracing::error!(error = %e, "bench baseline server failed");
         }

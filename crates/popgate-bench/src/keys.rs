@@ -1,5 +1,5 @@
 //! Which citizens a load asks about: an index drawn from a distribution over `0..citizens`,
-//! turned into an id with [`crate::synth::citizen_id_at`] (no store read, no table).
+//! turned into an id with [`popgate::synth::citizen_id_at`] (no store read, no table).
 //!
 //! A fresh draw per request, not a pre-built pool: a pool of K ids would repeat every K
 //! requests and make the reuse cache look better than it is on a large population.
