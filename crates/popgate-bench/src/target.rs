@@ -444,7 +444,12 @@ pub fn start_baseline(
                 return;
             }
         };
-        let (incoming, acceptor) = transport::incoming(listener, tls, limits.max_connections);
+        let (incoming, acceptor) = transport::incoming(
+            listener,
+            tls,
+            limits.max_connections,
+            transport::Connections::default(),
+        );
         let result = transport::http2(&limits)
             .add_service(
                 IdentityGatewayServer::new(Fixed(Arc::new(answers)))
