@@ -1,33 +1,44 @@
 //! popgate: a gRPC gateway with mTLS between agencies and a national population database.
 //!
-//! Map of the crate (one module per concern). A request flows
-//! `server` (TCP, TLS) → `grpc` (thin handlers) → `gateway` (identity → `policy` → `limits` →
-//! `cache`/`store` → `audit` → answer):
+//! Map of the crate, from the outside in; no two modules import each other. A request flows `server` (TCP, TLS, HTTP/2) → `grpc` (convert) → `gateway` (identity → role →
+//! limits → rights → cache/store → audit → answer) → `grpc` (convert back).
 //!
-//! - [`pb`]: the generated protobuf messages and tonic services of `proto/popgate/v1`.
-//! - [`server`]: wiring: accept loop, TLS, HTTP/2 limits, services, reload, shutdown.
-//! - [`grpc`]: the tonic services and the one error-to-status mapping; no rules live there.
-//! - [`gateway`]: the domain pipeline of every call; never imports tonic.
-//! - [`identity`]: TLS setup and the caller's certificate (CN, fingerprint, serial).
-//! - [`policy`]: clients, roles, field rights and purposes.
-//! - [`limits`]: per-client rate limits and the in-flight bound.
+//! Wiring and the outside:
+//! - [`cli`]: the `popgate` command line, one file per subcommand (the load generator is the
+//!   `popgate-bench` package of this workspace, a user of this library).
+//! - [`server`]: builds the gateway from the configuration and serves it: `transport` (accept,
+//!   connection bound, TLS, HTTP/2, shared with the load generator's bare servers),
+//!   `backends` (the one place that picks the store, the audit sink and the rate limiter),
+//!   health, reload, shutdown.
+//! - [`grpc`]: the tonic services (thin: convert, call the gateway, convert back), `convert`
+//!   (every protobuf conversion), the one error-to-status mapping, and the [`client`] side.
+//! - [`pb`]: the generated messages and services of `proto/popgate/v1`.
+//!
+//! The domain (no tonic below this line):
+//! - [`gateway`]: the request pipeline, one file per method.
+//! - [`policy`]: clients, roles, methods, field rights and purposes.
+//! - [`limits`]: per-client rates behind a `RateBackend` (kept in this process:
+//!   `limits::local`), and the in-flight bound.
 //! - [`cache`]: the shared reuse cache, never stale after a write.
-//! - [`store`]: the population store trait and its sled implementation.
-//! - [`audit`]: the durable, hash-chained audit log and its operator tools.
-//! - [`registry`]: validation of records written with PutCitizen.
-//! - [`fields`]: Citizen field names, rights sets and projection.
-//! - [`matching`]: Verify's EXACT and LOOSE comparison of claims.
-//! - [`id`]: the 12-digit citizen id: parsing, validation, province codes.
-//! - [`config`]: the typed, validated configuration file.
-//! - [`error`]: the domain error, classified by whose fault it is.
-//! - [`stats`]: counters for GetStats; [`metrics`]: Prometheus metrics.
+//! - [`store`]: the population store behind an async `Store` (a compare-and-swap write decided
+//!   by the store) and a `Loader` for seeding; `store::sled` is the embedded backend.
+//! - [`audit`]: the durable, hash-chained audit log behind `AuditSink`, its signed
+//!   checkpoints and signing key, verification, and `audit::query` (filters, scans, reports,
+//!   stats) for the operator tools.
+//! - [`metrics`]: the per-client counters that `GetStats` and Prometheus both read.
+//! - [`identity`]: the server's TLS setup and the caller's certificate (CN, fingerprint).
 //! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
-//! - `atomic_file`: whole-or-nothing file writes, for `pki` and the audit signing key;
-//!   `hex`: lowercase hex of hashes, fingerprints and signatures.
+//! - [`registry`]: validation of the records written with PutCitizen.
+//!
+//! Underneath:
+//! - [`citizen`]: a citizen's record as the domain holds it (not the wire message).
+//! - [`id`]: the 12-digit citizen id; [`fields`]: field names and rights sets;
+//!   [`matching`]: Verify's EXACT and LOOSE comparison.
+//! - [`config`]: the typed, validated configuration file; [`error`]: the domain error, by
+//!   whose fault it is.
+//! - [`clock`]: the time every rule reads (rates, cache TTL, audit timers), manual in tests.
 //! - [`synth`]: the deterministic synthetic population.
-//! - [`client`]: an mTLS client for the CLI, the tests and the load generator (the
-//!   `popgate-bench` package of this workspace, which uses this library).
-//! - [`cli`]: the `popgate` command line, one file per subcommand.
+//! - `atomic_file`: whole-or-nothing file writes; `hex`: lowercase hex.
 
 #![forbid(unsafe_code)]
 
@@ -36,13 +47,14 @@ pub mod audit;
 pub mod cache;
 pub mod citizen;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fields;
 pub mod gateway;
 pub mod grpc;
+/// The client side lives with the rest of gRPC; this is its short name.
+pub use grpc::client;
 mod hex;
 pub mod id;
 pub mod identity;

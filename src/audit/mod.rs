@@ -8,7 +8,7 @@
 //!
 //! Modules: [`record`] (the event and its one-line encoding), [`chain`] (hashes and hex),
 //! [`writer`] (the appender: group commit, rolling, failing closed), `syncer` (`batch` mode's
-//! syncs, off the writer's thread), [`recovery`] (cutting a torn tail at open), [`checkpoint`]
+//! syncs, off the writer's thread), `recovery` (cutting a torn tail at open), [`checkpoint`]
 //! (signed chain heads), [`signing_key`] (making the checkpoint key's files), [`verify`]
 //! (checking a whole log), [`query`] (selecting, paging and counting records: the engine behind
 //! `audit query|report|stats`), [`scan`] (file names and fast line reading).
@@ -79,7 +79,7 @@
 //!
 //! At open, a torn tail of the last file (an unterminated line, or bytes that are not a record
 //! with a valid hash) is cut and the chain continues; a complete record that does not continue
-//! the chain is never cut: open fails instead (see [`recovery`]). While writing or syncing
+//! the chain is never cut: open fails instead (see `recovery`). While writing or syncing
 //! fails, appends fail with [`AuditError::Unavailable`] and [`AuditLog::health`] is false;
 //! failed bytes are cut back off, so no partial line is left in the middle of a file.
 
@@ -87,7 +87,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod query;
 pub mod record;
-pub mod recovery;
+pub(crate) mod recovery;
 pub mod scan;
 pub mod signing_key;
 mod syncer;

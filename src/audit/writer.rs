@@ -203,7 +203,7 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Recovers the directory (see [`super::recovery`]) and starts the writer thread. Fails if
+    /// Recovers the directory (see `super::recovery`) and starts the writer thread. Fails if
     /// the log is damaged in a way a crash does not explain, or cannot be opened for writing.
     pub fn open(opts: AuditOptions) -> Result<AuditLog, AuditError> {
         let bad = |reason: &str| AuditError::Open {

@@ -11,8 +11,8 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::render;
-use crate::client::{ClientTls, connect};
 use crate::config::Config;
+use crate::grpc::client::{ClientTls, Refusal, connect};
 use crate::pb;
 use crate::pb::identity_gateway_client::IdentityGatewayClient;
 
@@ -164,26 +164,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The canonical gRPC name of a code, as in the gRPC docs: `PERMISSION_DENIED`.
-fn code_name(code: tonic::Code) -> String {
-    let mut out = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
-
 /// Prints a refused call as JSON and returns exit code 1.
-fn refused(status: tonic::Status) -> ExitCode {
-    let mut out = json!({"error": {"code": code_name(status.code()), "message": status.message()}});
-    if let Some(ms) = status
-        .metadata()
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-    {
+fn refused(status: &Refusal) -> ExitCode {
+    let mut out = json!({"error": {"code": status.code, "message": status.message}});
+    if let Some(ms) = &status.retry_after_ms {
         out["error"]["retry_after_ms"] = json!(ms);
     }
     println!("{out:#}");
@@ -214,7 +198,7 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
                 println!("{out:#}");
                 Ok(ExitCode::SUCCESS)
             }
-            Err(status) => Ok(refused(status)),
+            Err(status) => Ok(refused(&Refusal::from(&status))),
         }
     })
 }
@@ -267,7 +251,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     ExitCode::from(1)
                 })
             }
-            Err(status) => Ok(refused(status)),
+            Err(status) => Ok(refused(&Refusal::from(&status))),
         }
     })
 }

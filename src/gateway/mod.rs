@@ -4,7 +4,7 @@
 //! convert the answer; no rule lives there, and nothing here knows gRPC.
 //!
 //! One file per method, each a [`Handler`]: [`lookup`], [`verify`], [`put`], [`stats`]. What
-//! they share — who is calling, admission, the audit record — is here, in [`Gateway::pipeline`].
+//! they share — who is calling, admission, the audit record — is here, in `Gateway::pipeline`.
 //!
 //! Audit first: every call that reaches a configured rule — ok, denied, invalid, not found, a
 //! write — is appended to the audit log, and an answer carrying data is returned only once its

@@ -3,7 +3,7 @@
 //!
 //! The store decides the version check ([`Store::put`](crate::store::Store::put)); the audit
 //! record of the write is made durable after that decision and before the write is committed
-//! (the store asks [`AuditGate`] in between, holding the id meanwhile). So of two writers
+//! (the store asks `AuditGate` in between, holding the id meanwhile). So of two writers
 //! racing on one version only the winner is audited `ok` — the loser's record says `invalid`
 //! with the store's reason — and a crash between the record and the commit leaves a record of
 //! a write that did not land (and was never acknowledged), never a change nobody can account

@@ -1,17 +1,19 @@
 //! The tonic services: thin handlers that take the caller from the connection, call the
 //! [`Gateway`](crate::gateway::Gateway) and convert its answer. No rule lives here.
 //!
+//! - [`client`]: the client side, an mTLS channel to a gateway (CLI, tests, load generator).
 //! - [`convert`]: every conversion between protobuf messages and the domain's types.
-//! - [`status`]: the one place domain errors become gRPC statuses.
-//! - [`identity_gateway`]: Lookup, Verify and their streams (role "agency").
-//! - [`registry`]: PutCitizen (role "registry").
-//! - [`operator`]: GetStats (role "operator").
+//! - `status`: the one place domain errors become gRPC statuses.
+//! - `identity_gateway`: Lookup, Verify and their streams (role "agency").
+//! - `registry`: PutCitizen (role "registry").
+//! - `operator`: GetStats (role "operator").
 
+pub mod client;
 pub mod convert;
-pub mod identity_gateway;
-pub mod operator;
-pub mod registry;
-pub mod status;
+pub(crate) mod identity_gateway;
+pub(crate) mod operator;
+pub(crate) mod registry;
+mod status;
 
 use std::sync::Arc;
 

@@ -4,9 +4,9 @@
 //! Layers, outermost first: the [`transport`] (TCP, connection bound, TLS with a client
 //! certificate, HTTP/2 limits), the gRPC services (thin, `crate::grpc`) over the [`Gateway`]
 //! (identity → role → limits → rights → cache/store → audit), plus health and reflection.
-//! [`backends`] picks the store, the audit sink and the rate limiter from the configuration.
+//! `backends` picks the store, the audit sink and the rate limiter from the configuration.
 
-pub mod backends;
+pub(crate) mod backends;
 pub mod transport;
 
 use std::future::Future;
