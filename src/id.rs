@@ -113,9 +113,30 @@ impl CitizenId {
     }
 }
 
+impl CitizenId {
+    /// The 12 digits as ASCII.
+    pub fn digits(self) -> [u8; 12] {
+        let mut out = [b'0'; 12];
+        let mut v = self.0;
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out
+    }
+
+    /// The 12 digits as text. On every answer's path: cheaper than `to_string`, which goes
+    /// through the formatting machinery.
+    pub fn to_text(self) -> String {
+        // Only ASCII digits: the conversion cannot fail.
+        String::from_utf8(self.digits().to_vec()).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for CitizenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:012}", self.0)
+        // Only ASCII digits are written.
+        f.write_str(std::str::from_utf8(&self.digits()).unwrap_or_default())
     }
 }
 
@@ -239,6 +260,8 @@ mod tests {
     fn from_parts_round_trips() {
         let id = CitizenId::from_parts(79, 2001, IdSex::Female, 42);
         assert_eq!(id.to_string(), "079301000042");
+        assert_eq!(id.to_text(), "079301000042");
+        assert_eq!(CitizenId::from_u64(7).unwrap().to_text(), "000000000007");
         assert_eq!(CitizenId::parse(&id.to_string(), 2026), Ok(id));
         assert_eq!(CitizenId::from_u64(id.as_u64()), Some(id));
     }

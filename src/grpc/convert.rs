@@ -120,7 +120,7 @@ pub fn put_request(r: pb::PutCitizenRequest) -> PutRequest {
 /// later is withheld until it is given a name here.
 pub fn citizen(c: &Citizen, fields: FieldSet) -> pb::Citizen {
     let mut out = pb::Citizen {
-        citizen_id: c.id.to_string(),
+        citizen_id: c.id.to_text(),
         version: c.version,
         updated_at: Some(timestamp(c.updated_at)),
         ..Default::default()
