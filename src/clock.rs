@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -50,7 +50,12 @@ pub struct Clock(Source);
 
 #[derive(Clone)]
 enum Source {
-    System { origin: Instant },
+    /// quanta reads the CPU's time-stamp counter where it is reliable (a few ns, against
+    /// ~20 ns for `Instant::now`), the same clock governor uses by default.
+    System {
+        clock: quanta::Clock,
+        origin: quanta::Instant,
+    },
     Manual(Arc<ManualClock>),
 }
 
@@ -72,8 +77,10 @@ impl Default for Clock {
 impl Clock {
     /// The system's monotonic clock.
     pub fn system() -> Clock {
+        let clock = quanta::Clock::new();
         Clock(Source::System {
-            origin: Instant::now(),
+            origin: clock.now(),
+            clock,
         })
     }
 
@@ -85,7 +92,7 @@ impl Clock {
 
     pub fn now(&self) -> Tick {
         match &self.0 {
-            Source::System { origin } => Tick(nanos(origin.elapsed())),
+            Source::System { clock, origin } => Tick(nanos(clock.now().duration_since(*origin))),
             Source::Manual(m) => m.now(),
         }
     }
