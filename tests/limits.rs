@@ -321,8 +321,28 @@ async fn a_new_rate_takes_effect_on_reload() {
     assert_eq!(refused, 8);
 }
 
+/// A Lookup whose encoded message is exactly `size` bytes (a read mask of one field named
+/// many times, as valid as once, and a request id of the right length).
+fn lookup_of_size(size: usize) -> pb::LookupRequest {
+    use prost::Message;
+    let mut req = lookup_req(ID, &["full_name"], "health-insurance");
+    req.request_id.clear();
+    while req.encoded_len() + 11 + 64 <= size {
+        req.read_mask
+            .as_mut()
+            .unwrap()
+            .paths
+            .push("full_name".into());
+    }
+    while req.encoded_len() < size {
+        req.request_id.push('x');
+    }
+    assert_eq!(req.encoded_len(), size);
+    req
+}
+
 #[tokio::test]
-async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
+async fn a_message_over_the_size_limit_gets_resource_exhausted_naming_the_limit() {
     let gw = TestGateway::start_with(Options {
         limits_toml: "max_message_bytes = 4096\n".into(),
         ..Default::default()
@@ -330,19 +350,46 @@ async fn an_oversized_message_is_refused_and_the_gateway_goes_on() {
     .await;
     put(&gw, citizen(ID, "Nguyễn Văn An")).await;
     let mut c = gw.agency("ministry").await;
-    let mut big = lookup_req(ID, &["full_name"], "health-insurance");
-    big.request_id = "x".repeat(8192);
-    let e = c.lookup(big).await.unwrap_err();
+    // At the limit: served.
+    let at = c
+        .lookup(lookup_of_size(4096))
+        .await
+        .expect("a message at the limit");
+    assert_eq!(at.into_inner().citizen.unwrap().full_name, "Nguyễn Văn An");
+    // One byte over: RESOURCE_EXHAUSTED, saying which limit and where it is set.
+    let e = c.lookup(lookup_of_size(4097)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("4096 bytes"), "{}", e.message());
     assert!(
-        matches!(
-            e.code(),
-            Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument
-        ),
-        "{e:?}"
+        e.message().contains("[limits] max_message_bytes"),
+        "{}",
+        e.message()
     );
+    // Not a rate refusal: no retry-after.
+    assert!(e.metadata().get("retry-after-ms").is_none());
+    // The connection and the gateway go on.
     c.lookup(lookup_req(ID, &["full_name"], "health-insurance"))
         .await
         .expect("the connection and the gateway go on");
+
+    // In a stream: the item at the limit is answered, the one over it ends the stream so.
+    let mut out = c
+        .lookup_stream(tokio_stream::iter([
+            lookup_of_size(4096),
+            lookup_of_size(4097),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = out.message().await.unwrap().expect("the item at the limit");
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let e = out.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().contains("[limits] max_message_bytes"),
+        "{}",
+        e.message()
+    );
 }
 
 #[tokio::test]

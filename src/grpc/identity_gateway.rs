@@ -23,11 +23,16 @@ const STREAM_WINDOW: usize = 64;
 
 pub struct IdentityGatewayService {
     gateway: Arc<Gateway>,
+    /// `[limits] max_message_bytes`, named when a stream's item is over it.
+    max_message_bytes: usize,
 }
 
 impl IdentityGatewayService {
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        IdentityGatewayService { gateway }
+    pub fn new(gateway: Arc<Gateway>, max_message_bytes: usize) -> Self {
+        IdentityGatewayService {
+            gateway,
+            max_message_bytes,
+        }
     }
 }
 
@@ -41,6 +46,7 @@ fn serve_stream<Req, Resp, F, Fut>(
     caller: Caller,
     method: Method,
     gateway: Arc<Gateway>,
+    max_message_bytes: usize,
     item: F,
 ) -> ResponseStream<Resp>
 where
@@ -60,7 +66,11 @@ where
                     }
                     Err(e) => Either::Right(ready(Err(Status::from(e)))),
                 },
-                Err(status) => Either::Right(ready(Err(status))),
+                Err(status) => Either::Right(ready(Err(super::status::oversized(
+                    &status,
+                    max_message_bytes,
+                )
+                .unwrap_or(status)))),
             })
             .buffered(STREAM_WINDOW);
         while let Some(answer) = answers.next().await {
@@ -119,6 +129,7 @@ impl IdentityGateway for IdentityGatewayService {
             caller,
             Method::Lookup,
             self.gateway.clone(),
+            self.max_message_bytes,
             |gw, caller, req: LookupRequest| async move {
                 let request_id = req.request_id.clone();
                 match gw.stream_item(&caller, convert::lookup_request(req)).await {
@@ -149,6 +160,7 @@ impl IdentityGateway for IdentityGatewayService {
             caller,
             Method::Verify,
             self.gateway.clone(),
+            self.max_message_bytes,
             |gw, caller, req: VerifyRequest| async move {
                 let request_id = req.request_id.clone();
                 match gw.stream_item(&caller, convert::verify_request(req)).await {

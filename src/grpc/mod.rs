@@ -13,7 +13,7 @@ pub mod convert;
 pub(crate) mod identity_gateway;
 pub(crate) mod operator;
 pub(crate) mod registry;
-mod status;
+pub(crate) mod status;
 
 use std::sync::Arc;
 

@@ -26,6 +26,7 @@ use crate::gateway::{Gateway, Parts};
 use crate::grpc::identity_gateway::IdentityGatewayService;
 use crate::grpc::operator::OperatorService;
 use crate::grpc::registry::RegistryService;
+use crate::grpc::status::SizeLimitStatus;
 use crate::identity::{self, TlsError};
 use crate::pb;
 use crate::policy::Policy;
@@ -186,22 +187,25 @@ impl Server {
         );
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = transport::http2(limits)
-            .add_service(
+            .add_service(SizeLimitStatus::new(
                 pb::identity_gateway_server::IdentityGatewayServer::new(
-                    IdentityGatewayService::new(gateway.clone()),
+                    IdentityGatewayService::new(gateway.clone(), max_msg),
                 )
                 .max_decoding_message_size(max_msg),
-            )
-            .add_service(
+                max_msg,
+            ))
+            .add_service(SizeLimitStatus::new(
                 pb::registry_admin_server::RegistryAdminServer::new(RegistryService::new(
                     gateway.clone(),
                 ))
                 .max_decoding_message_size(max_msg),
-            )
-            .add_service(
+                max_msg,
+            ))
+            .add_service(SizeLimitStatus::new(
                 pb::operator_server::OperatorServer::new(OperatorService::new(gateway.clone()))
                     .max_decoding_message_size(max_msg),
-            )
+                max_msg,
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .serve_with_incoming_shutdown(incoming, async move {
