@@ -189,7 +189,12 @@ fn pipeline(c: &mut Criterion) {
     let gateway = Gateway::new(Parts {
         policy: policy(),
         store: Arc::new(store),
-        cache: ReuseCache::new(1_000_000, Duration::from_secs(300), clock.clone()),
+        cache: Arc::new(ReuseCache::new(
+            1_000_000,
+            Duration::from_secs(300),
+            clock.clone(),
+        )),
+        node_id: String::new(),
         audit: audit.clone(),
         rates: Arc::new(LocalRates {
             clock: clock.clone(),

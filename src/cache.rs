@@ -203,6 +203,33 @@ impl ReuseCache {
         shard.put(key, Some(citizen), now.after(self.ttl), now);
     }
 
+    /// Drops `id`'s entry because another node wrote it: a fill racing this is dropped too.
+    pub fn invalidate(&self, id: CitizenId) {
+        let key = id.as_u64();
+        if self.shards.is_empty() {
+            return;
+        }
+        let mut shard = self.shard(key);
+        shard.writes += 1;
+        if let Some(&i) = shard.index.get(&key) {
+            // Expired in place: the CLOCK ring keeps its slot until it is reused.
+            shard.slots[i].expires = Tick::ZERO;
+            shard.slots[i].entry = None;
+        }
+    }
+
+    /// Drops everything (a node that may have missed invalidations); fills of reads that
+    /// started before are dropped too.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            s.writes += 1;
+            s.index.clear();
+            s.slots.clear();
+            s.hand = 0;
+        }
+    }
+
     /// Entries held now, expired ones not yet replaced included.
     pub fn entry_count(&self) -> u64 {
         self.shards
@@ -275,6 +302,26 @@ mod tests {
         cache.fill(t, Some(rec(1)));
         cache.write(rec(2), id);
         assert!(cache.get(id).is_err());
+        assert_eq!(cache.entry_count(), 0);
+    }
+
+    #[test]
+    fn invalidate_and_clear_drop_entries_and_racing_fills() {
+        let cache = cache(100, Duration::from_secs(60));
+        let (a, b) = (id(1), id(2));
+        cache.write(rec(1), a);
+        cache.write(rec(1), b);
+        let ticket = cache.get(id(3)).unwrap_err();
+        cache.invalidate(a);
+        assert!(cache.get(a).is_err());
+        assert!(cache.get(b).is_ok());
+        let late = cache.get(a).unwrap_err();
+        cache.clear();
+        assert!(cache.get(b).is_err());
+        // Reads that started before the clear do not put their answers back.
+        cache.fill(ticket, Some(rec(1)));
+        cache.fill(late, Some(rec(1)));
+        assert!(cache.get(id(3)).is_err() && cache.get(a).is_err());
         assert_eq!(cache.entry_count(), 0);
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub tls: TlsConfig,
     pub store: StoreConfig,
+    /// This node's place in a cluster (with `[store] backend = "postgres"`).
+    pub cluster: Option<ClusterConfig>,
     pub audit: AuditConfig,
     #[serde(default)]
     pub cache: CacheConfig,
@@ -80,17 +82,56 @@ pub struct TlsConfig {
     pub crl: Option<PathBuf>,
 }
 
+/// Which population store serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded store on this machine's disk: one node, no set-up.
+    #[default]
+    Sled,
+    /// PostgreSQL, shared by the nodes of a cluster.
+    Postgres,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The sled directory of the population store.
-    pub path: PathBuf,
-    /// sled's page cache, in MiB of on-disk bytes. Records outside it are read back from the
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// sled: the directory of the population store.
+    pub path: Option<PathBuf>,
+    /// sled: its page cache, in MiB of on-disk bytes. Records outside it are read back from the
     /// files (the OS page cache) and decoded again on every read; a store that fits (about
     /// 600 MiB per million citizens) reads at in-memory speed. Default: a quarter of the
     /// memory the process may use, at least 256 ([`crate::store::sled::default_cache_mib`]).
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
+    /// postgres: a libpq-style URL; several hosts with `target_session_attrs=read-write` find
+    /// the primary after a failover; `sslrootcert=FILE` turns on TLS to the database.
+    pub url: Option<String>,
+}
+
+impl StoreConfig {
+    /// The sled directory (valid once the config is validated with backend sled).
+    pub fn sled_path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
+/// A node of a cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Unique among the nodes, `[a-z0-9-]{1,32}`: names the node in leases and the audit log.
+    pub node_id: String,
+    /// The longest this node serves from its cache without hearing from the database; also
+    /// how long a write may wait for a node that died.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    2000
 }
 
 fn default_store_cache_mib() -> u64 {
@@ -325,7 +366,9 @@ impl Config {
         if let Some(crl) = &mut self.tls.crl {
             join(crl);
         }
-        join(&mut self.store.path);
+        if let Some(p) = &mut self.store.path {
+            join(p);
+        }
         join(&mut self.audit.dir);
         if let Some(k) = &mut self.audit.signing_key {
             join(k);
@@ -368,6 +411,7 @@ impl Config {
                 "checkpoint_every and checkpoint_secs must be at least 1",
             ));
         }
+        self.validate_store()?;
         if !(16..=crate::store::sled::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
             return Err(invalid(
                 "store.cache_mib",
@@ -410,6 +454,76 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// The store's keys for its backend, and `[cluster]` where one is needed. The database is
+    /// not reached: a URL is checked for form only.
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        match self.store.backend {
+            StoreBackend::Sled => {
+                if self.store.path.is_none() {
+                    return Err(invalid(
+                        "store.path",
+                        "missing: the directory of the sled store (or set backend = \"postgres\" and url)",
+                    ));
+                }
+                if self.store.url.is_some() {
+                    return Err(invalid("store.url", "only for backend = \"postgres\""));
+                }
+                if self.cluster.is_some() {
+                    return Err(invalid(
+                        "cluster",
+                        "a cluster needs backend = \"postgres\" in [store]: sled serves one node",
+                    ));
+                }
+            }
+            StoreBackend::Postgres => {
+                if self.store.path.is_some() {
+                    return Err(invalid(
+                        "store.path",
+                        "only for backend = \"sled\"; PostgreSQL is reached through store.url",
+                    ));
+                }
+                let Some(url) = &self.store.url else {
+                    return Err(invalid(
+                        "store.url",
+                        "missing: the database, e.g. postgresql://popgate@db1:5432,db2:5432/popgate?target_session_attrs=read-write",
+                    ));
+                };
+                crate::store::postgres::DbUrl::parse(url).map_err(|e| invalid("store.url", e))?;
+                let Some(cluster) = &self.cluster else {
+                    return Err(invalid(
+                        "cluster.node_id",
+                        "missing: backend = \"postgres\" needs [cluster] node_id, unique among the nodes",
+                    ));
+                };
+                if !valid_node_id(&cluster.node_id) {
+                    return Err(invalid(
+                        "cluster.node_id",
+                        format!("{:?}: use 1-32 of a-z 0-9 -", cluster.node_id),
+                    ));
+                }
+                if !(200..=60_000).contains(&cluster.lease_ms) {
+                    return Err(invalid("cluster.lease_ms", "must be between 200 and 60000"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's id in the cluster; empty for a single node.
+    pub fn node_id(&self) -> &str {
+        self.cluster.as_ref().map_or("", |c| c.node_id.as_str())
+    }
+}
+
+/// A node id names the node in leases, the audit log and metrics: keep it plain.
+pub fn valid_node_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A client id is a certificate CN and a file name in `certs/`: keep it plain.

@@ -139,6 +139,32 @@ pub fn fields_written(c: &Citizen) -> FieldSet {
         .collect()
 }
 
+/// The personal fields a write changes: those that differ from the record it replaces, or
+/// those it holds when it creates one. For the change log (subscribers are told which).
+pub fn fields_changed(old: Option<&Citizen>, new: &Citizen) -> FieldSet {
+    let Some(old) = old else {
+        return fields_written(new);
+    };
+    Field::ALL
+        .into_iter()
+        .filter(|f| match f {
+            Field::FullName => old.full_name != new.full_name,
+            Field::DateOfBirth => old.date_of_birth != new.date_of_birth,
+            Field::Sex => old.sex != new.sex,
+            Field::PlaceOfOrigin => old.place_of_origin != new.place_of_origin,
+            Field::PermanentAddress => old.permanent_address != new.permanent_address,
+            Field::CurrentAddress => old.current_address != new.current_address,
+            Field::Ethnicity => old.ethnicity != new.ethnicity,
+            Field::Religion => old.religion != new.religion,
+            Field::Nationality => old.nationality != new.nationality,
+            Field::CardIssuedOn => old.card_issued_on != new.card_issued_on,
+            Field::CardExpiresOn => old.card_expires_on != new.card_expires_on,
+            Field::HouseholdHeadId => old.household_head_id != new.household_head_id,
+            Field::LifeStatus => old.life_status != new.life_status,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +184,20 @@ mod tests {
 
     fn check(d: Draft) -> Result<Citizen, Error> {
         validate(d, 2026, SystemTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_change_names_the_fields_it_changed() {
+        let a = check(good()).unwrap();
+        let mut b = a.clone();
+        b.full_name = "Nguyễn Văn Bình".into();
+        b.life_status = LifeStatus::Deceased;
+        assert_eq!(
+            fields_changed(Some(&a), &b).names(),
+            ["full_name", "life_status"]
+        );
+        assert_eq!(fields_changed(Some(&a), &a), FieldSet::EMPTY);
+        assert_eq!(fields_changed(None, &a), fields_written(&a));
     }
 
     #[test]

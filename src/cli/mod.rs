@@ -7,6 +7,7 @@ mod bench;
 mod certs;
 mod check_config;
 mod client;
+mod db;
 mod dev;
 mod render;
 mod seed;
@@ -48,6 +49,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Review and check the audit log.
     Audit(audit::AuditArgs),
+    /// The PostgreSQL store's schema.
+    Db(db::DbArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Seed(args) => seed::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Db(args) => db::run(args),
     };
     match result {
         Ok(code) => code,

@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // With port 0 the kernel picks one: report the real address (tests read this line).
         let bound = listener.local_addr().unwrap_or(listen);
         let metrics_listen = config.server.metrics_listen;
-        let mut server = Server::build(config)?;
+        let mut server = Server::build(config).await?;
         if let Some(addr) = metrics_listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await

@@ -221,7 +221,10 @@ fn parse_id(s: &str) -> Result<CitizenId, Error> {
 pub struct Parts {
     pub policy: Policy,
     pub store: Arc<dyn Store>,
-    pub cache: ReuseCache,
+    /// Shared with a store that other nodes write, which drops what they change.
+    pub cache: Arc<ReuseCache>,
+    /// This node's id in a cluster; empty for a single node.
+    pub node_id: String,
     pub audit: Arc<dyn AuditSink>,
     pub rates: Arc<dyn RateBackend>,
     pub metrics: Arc<Metrics>,
@@ -232,7 +235,8 @@ pub struct Parts {
 pub struct Gateway {
     policy: ArcSwap<Policy>,
     store: Arc<dyn Store>,
-    cache: ReuseCache,
+    cache: Arc<ReuseCache>,
+    node_id: String,
     limits: Limits,
     audit: Arc<dyn AuditSink>,
     metrics: Arc<Metrics>,
@@ -254,6 +258,7 @@ impl Gateway {
             policy: ArcSwap::from_pointee(parts.policy),
             store: parts.store,
             cache: parts.cache,
+            node_id: parts.node_id,
             limits,
             audit: parts.audit,
             metrics: parts.metrics,
@@ -303,6 +308,16 @@ impl Gateway {
     /// Whether the store answers; a store that cannot answer is no service either.
     pub fn store_health(&self) -> watch::Receiver<bool> {
         self.store_health.subscribe()
+    }
+
+    /// The store's own view of its connection, for a store that watches one.
+    pub fn store_connection(&self) -> Option<watch::Receiver<bool>> {
+        self.store.health()
+    }
+
+    /// This node's id in a cluster; empty for a single node.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Stops taking audit records and makes those taken durable (at shutdown).

@@ -17,6 +17,8 @@ pub struct Stats {
     pub clients: Vec<ClientStats>,
     /// Citizens in the store.
     pub records: u64,
+    /// The node that answered; empty for a single node.
+    pub node_id: String,
 }
 
 impl Handler for StatsRequest {
@@ -41,6 +43,7 @@ impl Handler for StatsRequest {
             reuse_rate: reuse_rate(requests, reused),
             clients,
             records,
+            node_id: gateway.node_id.clone(),
         })
     }
 }

@@ -203,6 +203,7 @@ pub fn stats_response(a: Audited<Stats>) -> pb::GetStatsResponse {
             })
             .collect(),
         records: s.records,
+        node_id: s.node_id,
     }
 }
 

@@ -3,13 +3,16 @@
 //! traits only ([`Store`], [`AuditSink`], [`RateBackend`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::audit::{AuditLog, AuditOptions, AuditSink, SyncObserver};
+use crate::cache::ReuseCache;
 use crate::clock::Clock;
-use crate::config::{AuditConfig, Config};
+use crate::config::{AuditConfig, Config, StoreBackend};
 use crate::limits::RateBackend;
 use crate::limits::local::LocalRates;
-use crate::store::{Loader, SledStore, Store};
+use crate::store::postgres::{self, DbUrl, NodeConfig, PgLoader};
+use crate::store::{Loader, SledStore, Store, StoreError};
 
 use super::ServerError;
 
@@ -22,20 +25,15 @@ pub struct Backends {
     pub rates: Arc<dyn RateBackend>,
 }
 
-/// Opens the backends `config` names, on `clock`; `on_sync` is told each audit sync's time.
-pub fn open(
+/// Opens the backends `config` names, on `clock`; `on_sync` is told each audit sync's time;
+/// `cache` is the node's reuse cache, which a shared store's other writers invalidate.
+pub async fn open(
     config: &Config,
     clock: &Clock,
     on_sync: Option<SyncObserver>,
+    cache: &Arc<ReuseCache>,
 ) -> Result<Backends, ServerError> {
-    let sled = Arc::new(SledStore::open_with_cache(
-        &config.store.path,
-        config.store.cache_mib,
-    )?);
-    tracing::info!(
-        cache_mib = config.store.cache_mib,
-        "population store opened"
-    );
+    let (store, loader) = open_store(config, cache).await?;
     let mut options = audit_options(&config.audit, clock);
     options.on_sync = on_sync;
     let audit = AuditLog::open(options).map_err(|source| ServerError::Audit {
@@ -43,13 +41,49 @@ pub fn open(
         source,
     })?;
     Ok(Backends {
-        store: sled.clone(),
-        loader: sled,
+        store,
+        loader,
         audit: Arc::new(audit),
         rates: Arc::new(LocalRates {
             clock: clock.clone(),
         }),
     })
+}
+
+type Opened = (Arc<dyn Store>, Arc<dyn Loader>);
+
+async fn open_store(config: &Config, cache: &Arc<ReuseCache>) -> Result<Opened, ServerError> {
+    match config.store.backend {
+        StoreBackend::Sled => {
+            let sled = Arc::new(SledStore::open_with_cache(
+                config.store.sled_path(),
+                config.store.cache_mib,
+            )?);
+            tracing::info!(
+                cache_mib = config.store.cache_mib,
+                "population store opened"
+            );
+            Ok((sled.clone(), sled))
+        }
+        StoreBackend::Postgres => {
+            let url = db_url(config)?;
+            let cluster = config.cluster.as_ref().ok_or_else(|| {
+                ServerError::Store(StoreError::Unavailable("[cluster] is missing".into()))
+            })?;
+            let node = NodeConfig {
+                node_id: cluster.node_id.clone(),
+                lease: Duration::from_millis(cluster.lease_ms),
+            };
+            let store = postgres::open(&url, node, cache.clone()).await?;
+            let loader = PgLoader::open(&url, false)?;
+            Ok((Arc::new(store), Arc::new(loader)))
+        }
+    }
+}
+
+fn db_url(config: &Config) -> Result<DbUrl, ServerError> {
+    let url = config.store.url.as_deref().unwrap_or_default();
+    DbUrl::parse(url).map_err(|e| ServerError::Store(StoreError::Unavailable(e)))
 }
 
 /// The file audit log's options from `[audit]`.

@@ -39,6 +39,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("store.url: {0}")]
+    Schema(#[from] crate::store::postgres::SchemaError),
     #[error("audit log at {dir}: {source}")]
     Audit {
         dir: String,
@@ -71,20 +73,19 @@ pub struct Server {
 
 impl Server {
     /// Opens the backends and loads the TLS material, on the system clock.
-    pub fn build(config: Config) -> Result<Server, ServerError> {
-        Self::build_with_clock(config, Clock::system())
+    pub async fn build(config: Config) -> Result<Server, ServerError> {
+        Self::build_with_clock(config, Clock::system()).await
     }
 
     /// As [`Server::build`], with every timer of the gateway (rates, cache TTL, audit
     /// checkpoints and probes) on `clock`: tests pass a manual clock and move time themselves.
-    pub fn build_with_clock(config: Config, clock: Clock) -> Result<Server, ServerError> {
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Server, ServerError> {
         let tls = identity::load(&config.tls)?;
         // Citizens' records and the access log are for the gateway's user alone, whatever the
         // umask; folders that already exist keep the modes their operator gave them.
-        for (key, dir) in [
-            ("store.path", &config.store.path),
-            ("audit.dir", &config.audit.dir),
-        ] {
+        let sled = config.store.path.as_deref();
+        for (key, dir) in [("store.path", sled), ("audit.dir", Some(&config.audit.dir))] {
+            let Some(dir) = dir else { continue };
             create_private_dir(dir).map_err(|source| ServerError::Dir {
                 key,
                 dir: dir.display().to_string(),
@@ -95,15 +96,17 @@ impl Server {
         let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
         let on_sync =
             crate::audit::SyncObserver(Arc::new(move |took| fsync.observe(took.as_secs_f64())));
-        let b = backends::open(&config, &clock, Some(on_sync))?;
+        let cache = Arc::new(ReuseCache::new(
+            config.cache.capacity,
+            Duration::from_secs(config.cache.ttl_secs),
+            clock.clone(),
+        ));
+        let b = backends::open(&config, &clock, Some(on_sync), &cache).await?;
         let gateway = Arc::new(Gateway::new(Parts {
             policy: Policy::new(&config, tls.revoked.clone()),
             store: b.store,
-            cache: ReuseCache::new(
-                config.cache.capacity,
-                Duration::from_secs(config.cache.ttl_secs),
-                clock.clone(),
-            ),
+            cache,
+            node_id: config.node_id().to_owned(),
             audit: b.audit,
             rates: b.rates,
             metrics,
@@ -322,14 +325,17 @@ fn set_certificate_expiry(gateway: &Gateway, config: &Config) {
 }
 
 /// Keeps the health service in step with what the gateway needs to serve: an audit log it
-/// can write and a store that answers. Either down, no service.
+/// can write and a store that answers (and, for a shared store, a live connection to it).
+/// Any of them down, no service.
 fn spawn_health_watch(gateway: Arc<Gateway>, reporter: tonic_health::server::HealthReporter) {
     let mut audit = gateway.audit_health();
     let mut store = gateway.store_health();
+    let mut connection = gateway.store_connection();
     drop(gateway);
     tokio::spawn(async move {
         loop {
-            let serving = *audit.borrow_and_update() && *store.borrow_and_update();
+            let connected = connection.as_mut().is_none_or(|c| *c.borrow_and_update());
+            let serving = *audit.borrow_and_update() && *store.borrow_and_update() && connected;
             let status = if serving {
                 ServingStatus::Serving
             } else {
@@ -343,9 +349,16 @@ fn spawn_health_watch(gateway: Arc<Gateway>, reporter: tonic_health::server::Hea
             ] {
                 reporter.set_service_status(name, status).await;
             }
+            let connection_changed = async {
+                match connection.as_mut() {
+                    Some(c) => c.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             let changed = tokio::select! {
                 r = audit.changed() => r,
                 r = store.changed() => r,
+                r = connection_changed => r,
             };
             if changed.is_err() {
                 return;

@@ -11,9 +11,11 @@
 //! stays the store's.
 //!
 //! - [`sled`]: the embedded store on disk (the default, no set-up).
+//! - [`postgres`]: PostgreSQL, shared by the nodes of a cluster.
 //! - `encoding`: the record's bytes on disk, independent of the gRPC messages.
 
 mod encoding;
+pub mod postgres;
 pub mod sled;
 
 use async_trait::async_trait;
@@ -87,6 +89,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store can answer now; the health probe while it could not.
     async fn check(&self) -> Result<(), StoreError>;
+
+    /// Whether this process may answer from its reuse cache now. A store that other processes
+    /// write says no while it cannot be sure to hear of their writes.
+    fn may_cache(&self) -> bool {
+        true
+    }
+
+    /// The store's own view of whether it can serve, for stores that watch their connection;
+    /// `None` for one that only knows when a call fails.
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// Bulk loading for seeding: many records at once, made durable by [`Loader::flush`].

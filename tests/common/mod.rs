@@ -2,6 +2,8 @@
 //! memory, a temporary sled store and audit directory, and mTLS clients for its clients.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,6 +89,8 @@ pub struct Options {
     pub cache_toml: String,
     /// Lines for the `[limits]` section.
     pub limits_toml: String,
+    /// Lines for the `[store]` section.
+    pub store_toml: String,
     /// Certificates to revoke in the CRL, by client id (issued before the start).
     pub revoked: Vec<String>,
     /// Run every timer of the gateway on a manual clock the test advances
@@ -102,6 +106,7 @@ impl Default for Options {
             audit_toml: "durability = \"sync\"\n".into(),
             cache_toml: "capacity = 10000\nttl_secs = 300\n".into(),
             limits_toml: String::new(),
+            store_toml: "path = \"data/population\"\n".into(),
             revoked: Vec::new(),
             manual_clock: false,
         }
@@ -169,8 +174,13 @@ impl TestGateway {
             .expect("CRL");
         write(&root.join("ca.crl"), &crl);
         let config_text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\npath = \"data/population\"\n\n[audit]\ndir = \"data/audit\"\n{}\n[cache]\n{}\n[limits]\n{}\n{}\n{}",
-            opts.audit_toml, opts.cache_toml, opts.limits_toml, opts.clients_toml, opts.extra_toml
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\n{}\n[audit]\ndir = \"data/audit\"\n{}\n[cache]\n{}\n[limits]\n{}\n{}\n{}",
+            opts.store_toml,
+            opts.audit_toml,
+            opts.cache_toml,
+            opts.limits_toml,
+            opts.clients_toml,
+            opts.extra_toml
         );
         let config_path = root.join("popgate.toml");
         write(&config_path, &config_text);
@@ -191,6 +201,7 @@ impl TestGateway {
             false => (Clock::system(), None),
         };
         let server = Server::build_with_clock(config, clock)
+            .await
             .expect("server")
             .with_metrics_listener(metrics_listener);
         let gateway = server.gateway().clone();
@@ -475,5 +486,61 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Nodes of one cluster over a throwaway PostgreSQL, in this process, sharing one CA.
+pub struct TestCluster {
+    pub pg: pg::TestPostgres,
+    pub nodes: Vec<TestGateway>,
+    pub lease_ms: u64,
+}
+
+/// The `[store]` and `[cluster]` of node `node_id` of a cluster over `url`.
+pub fn cluster_options(url: &str, node_id: &str, lease_ms: u64) -> Options {
+    Options {
+        store_toml: format!("backend = \"postgres\"\nurl = \"{url}\"\n"),
+        extra_toml: format!("\n[cluster]\nnode_id = \"{node_id}\"\nlease_ms = {lease_ms}\n"),
+        ..Default::default()
+    }
+}
+
+impl TestCluster {
+    /// `n` nodes named `gw-1` … `gw-n`, each holding its cache lease when this returns.
+    pub async fn start(n: usize, lease_ms: u64) -> TestCluster {
+        let pg = pg::TestPostgres::start();
+        let ca = DevCa::generate().expect("CA");
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let ca = DevCa::from_pem(ca.cert_pem(), ca.key_pem()).expect("CA");
+            let opts = cluster_options(&pg.url(), &format!("gw-{i}"), lease_ms);
+            nodes.push(TestGateway::start_in(dir, Some(ca), opts).await);
+        }
+        for node in &nodes {
+            node.lease_held(true).await;
+        }
+        TestCluster {
+            pg,
+            nodes,
+            lease_ms,
+        }
+    }
+}
+
+impl TestGateway {
+    /// Waits until this node holds (`true`) or has lost (`false`) its cache lease.
+    pub async fn lease_held(&self, want: bool) {
+        let mut held = self
+            .gateway
+            .store_connection()
+            .expect("a node of a cluster watches its database connection");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            held.wait_for(|h| *h == want),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the cache lease never became {want}"))
+        .expect("the store is gone");
     }
 }

@@ -294,11 +294,14 @@ fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), BenchEr
 /// Starts the full gateway from `config` on `server_rt`.
 pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, BenchError> {
     let listen = config.server.listen;
-    // The audit log may start its writer task when opened: open it on the server's runtime.
-    let server = {
-        let _enter = server_rt.enter();
-        Server::build(config).map_err(|e| BenchError::Setup(e.to_string()))?
-    };
+    // Built on the server's runtime (the store's connections and tasks live there), waited
+    // for on a thread of its own, which works whether or not the caller is inside a runtime.
+    let server = std::thread::scope(|s| {
+        s.spawn(|| server_rt.block_on(Server::build(config)))
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
     let gateway = server.gateway().clone();
     let (listener, addr) = bind(listen)?;
     let (tx, rx) = oneshot::channel::<()>();

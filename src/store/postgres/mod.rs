@@ -1,0 +1,287 @@
+//! The population store in PostgreSQL, shared by every gateway node of a cluster
+//! (`[store] backend = "postgres"`).
+//!
+//! - `db`: the URL, TLS, connections that come back by themselves; reads pipelined on a few
+//!   shared connections with prepared statements, writes on a few of their own.
+//! - `schema`: versioned migrations and the tables.
+//! - `coherence`: the cache lease and the commit-driven invalidation that keep every node's
+//!   reuse cache from answering with an older version once a write has returned.
+//! - `loader`: seeding with `COPY`.
+//! - `tls`: rustls (ring) for the database connection.
+//!
+//! A write is one transaction: the id's advisory lock (so two nodes writing one citizen take
+//! turns, creates included), the current version read, the compare decided here, the audit
+//! record approved (`BeforeCommit`), the row written, the change logged with the next seq
+//! (`schema`), the notification queued; then commit. Of two nodes racing on one version, the
+//! second sees the first's version and gets `VersionMismatch`.
+
+mod coherence;
+mod db;
+mod loader;
+pub mod schema;
+mod tls;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+pub use db::DbUrl;
+pub use loader::PgLoader;
+pub use schema::{Migrated, SchemaError};
+
+use self::coherence::Coherence;
+use self::db::{Readers, Writers, unavailable};
+use super::{BeforeCommit, PutOutcome, Store, StoreError, encoding};
+use crate::cache::ReuseCache;
+use crate::citizen::Citizen;
+use crate::id::CitizenId;
+use crate::registry;
+
+/// Read connections shared by every call; each pipelines many queries at once.
+const READERS: usize = 2;
+/// Write connections: a transaction holds one from its first statement to its commit.
+const WRITERS: usize = 2;
+/// `GetStats.records` may be this old (the contract allows 5 s).
+const COUNT_FRESH: Duration = Duration::from_secs(2);
+
+/// Where this node stands in the cluster.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: String,
+    /// How long this node may serve from its cache without hearing from the database.
+    pub lease: Duration,
+}
+
+pub struct PgStore {
+    readers: Readers,
+    writers: Writers,
+    coherence: Arc<Coherence>,
+    count: Mutex<Option<(u64, Instant)>>,
+}
+
+/// Connects, applies missing migrations (refusing a schema newer than this binary's), and
+/// opens the store. `cache` is this node's reuse cache, which other nodes' writes invalidate.
+pub async fn open(
+    url: &DbUrl,
+    node: NodeConfig,
+    cache: Arc<ReuseCache>,
+) -> Result<PgStore, SchemaError> {
+    let db = url
+        .connector(&format!("popgate-{}", node.node_id))
+        .map_err(StoreError::Unavailable)?;
+    let mut conn = db.connect().await?;
+    let migrated = schema::migrate(&mut conn.client).await?;
+    if migrated.from != migrated.to {
+        tracing::info!(
+            from = migrated.from,
+            to = migrated.to,
+            "database schema migrated"
+        );
+    }
+    drop(conn);
+    let coherence = Coherence::new(node.node_id.clone(), node.lease, cache);
+    // Its own name, so that an operator (or a test) can tell the notification connection.
+    let listen = url
+        .connector(&format!("popgate-{}-listen", node.node_id))
+        .map_err(StoreError::Unavailable)?;
+    tokio::spawn(coherence.clone().run(listen));
+    tracing::info!(database = %db.describe(), node = %node.node_id, "population store in PostgreSQL");
+    Ok(PgStore {
+        readers: Readers::start(&db, READERS),
+        writers: Writers::new(&db, WRITERS),
+        coherence,
+        count: Mutex::new(None),
+    })
+}
+
+/// `popgate db migrate`: the schema up to date, without starting a store.
+pub async fn migrate(url: &DbUrl) -> Result<Migrated, SchemaError> {
+    let db = url
+        .connector("popgate-migrate")
+        .map_err(StoreError::Unavailable)?;
+    let mut conn = db.connect().await?;
+    schema::migrate(&mut conn.client).await
+}
+
+fn key(id: CitizenId) -> i64 {
+    // Ids have 12 digits: far inside i64.
+    id.as_u64() as i64
+}
+
+impl PgStore {
+    /// The other nodes holding a live lease, with how long each has left.
+    async fn live_nodes(&self) -> Result<Vec<(String, Duration)>, StoreError> {
+        let r = self.readers.get()?;
+        let rows = r
+            .client
+            .query(
+                "SELECT node_id, (extract(epoch FROM lease_until - now()) * 1000)::bigint
+                 FROM nodes WHERE lease_until > now() AND node_id <> $1",
+                &[&self.coherence.node()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let left: i64 = row.get(1);
+                (
+                    row.get::<_, String>(0),
+                    Duration::from_millis(left.max(0) as u64),
+                )
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn get(&self, id: CitizenId) -> Result<Option<Citizen>, StoreError> {
+        let r = self.readers.get()?;
+        let row = r
+            .client
+            .query_opt(&r.get, &[&key(id)])
+            .await
+            .map_err(unavailable)?;
+        match row {
+            Some(row) => Ok(Some(encoding::decode(id, row.get::<_, &[u8]>(0))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        mut record: Citizen,
+        expected_version: u64,
+        before_commit: &dyn BeforeCommit,
+    ) -> Result<PutOutcome, StoreError> {
+        let id = record.id;
+        let seq = {
+            let mut guard = self.writers.get().await?;
+            let client = guard
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("no write connection".into()))?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key(id)])
+                .await
+                .map_err(unavailable)?;
+            let old = tx
+                .query_opt("SELECT record FROM citizens WHERE id = $1", &[&key(id)])
+                .await
+                .map_err(unavailable)?
+                .map(|row| encoding::decode(id, row.get::<_, &[u8]>(0)))
+                .transpose()?;
+            let current = old.as_ref().map(|c| c.version);
+            match (current, expected_version) {
+                (Some(v), 0) => return Ok(PutOutcome::AlreadyExists { current: v }),
+                (None, e) if e != 0 => return Ok(PutOutcome::VersionMismatch { current: 0 }),
+                (Some(v), e) if v != e => return Ok(PutOutcome::VersionMismatch { current: v }),
+                _ => {}
+            }
+            record.version = current.unwrap_or(0) + 1;
+            if before_commit.approve(&record).await.is_err() {
+                // Dropping the transaction rolls it back.
+                return Ok(PutOutcome::Vetoed);
+            }
+            let bytes = encoding::encode(&record);
+            let version = record.version as i64;
+            tx.execute(
+                "INSERT INTO citizens (id, version, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record",
+                &[&key(id), &version, &bytes],
+            )
+            .await
+            .map_err(unavailable)?;
+            // Last before the commit: this row lock orders the writers, so seqs are drawn in
+            // commit order (see `schema`).
+            let new = i64::from(old.is_none());
+            let seq: i64 = tx
+                .query_one(
+                    "UPDATE counters SET change_seq = change_seq + 1, citizens = citizens + $1
+                     WHERE id = 1 RETURNING change_seq",
+                    &[&new],
+                )
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            let fields: Vec<&str> = registry::fields_changed(old.as_ref(), &record).names();
+            tx.execute(
+                "INSERT INTO changes (seq, citizen_id, version, fields, record, node)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &seq,
+                    &key(id),
+                    &version,
+                    &fields,
+                    &bytes,
+                    &self.coherence.node(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+            let payload = format!("{seq} {} {}", id.as_u64(), self.coherence.node());
+            tx.execute("SELECT pg_notify($1, $2)", &[&coherence::CHANGES, &payload])
+                .await
+                .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            seq as u64
+        };
+        // Committed: visible to every read of the database from here on. Before answering,
+        // every other node's cache must have dropped the old version (`coherence`).
+        match self.live_nodes().await {
+            Ok(live) => self.coherence.await_acks(seq, live).await,
+            Err(e) => {
+                // Without the list, wait out the longest lease any node may hold.
+                tracing::warn!(error = %e, "cannot read the cluster's leases: waiting one lease");
+                tokio::time::sleep(self.coherence.lease()).await;
+            }
+        }
+        if record.version == 1 {
+            // One more citizen: count again next time.
+            *self.count.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        Ok(PutOutcome::Written(Box::new(record)))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        if let Some((n, at)) = *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < COUNT_FRESH
+        {
+            return Ok(n);
+        }
+        let r = self.readers.get()?;
+        let n: i64 = r
+            .client
+            .query_one(&r.count, &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let n = n.max(0) as u64;
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) = Some((n, Instant::now()));
+        Ok(n)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let r = self.readers.get()?;
+        r.client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(unavailable)?;
+        if !*self.coherence.held().borrow() {
+            return Err(StoreError::Unavailable(
+                "this node holds no cache lease: its notification connection is down".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn may_cache(&self) -> bool {
+        self.coherence.may_cache()
+    }
+
+    fn health(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.coherence.held())
+    }
+}

@@ -1,0 +1,113 @@
+//! The database's schema, in numbered migrations applied in order and recorded in
+//! `popgate_schema`. `popgate db migrate` and `serve` apply the missing ones under an advisory
+//! lock (nodes starting at once do not race); a database whose schema is newer than this
+//! binary knows is refused, since this binary could misread it.
+//!
+//! Tables:
+//! - `citizens(id, version, record)`: the record in the store's own encoding
+//!   (`store::encoding`), its version beside it for the compare-and-swap.
+//! - `changes(seq, citizen_id, version, fields, record, node, committed_at)`: one row per
+//!   successful write, in the write's transaction. `seq` comes from `counters.change_seq`,
+//!   advanced in the same transaction just before it commits: the row lock orders writers, so
+//!   seqs are drawn in commit order and a reader of `seq > N` never misses a change that
+//!   commits after a higher-numbered one (there is none).
+//! - `counters(change_seq, citizens)`: the last seq and the number of citizens, kept by the
+//!   writes, so counting never scans.
+//! - `nodes(node_id, lease_until, started_at)`: each gateway's lease on serving from its
+//!   cache, renewed on its notification connection (`coherence`).
+
+use tokio_postgres::Client;
+
+use super::db::unavailable;
+use crate::store::StoreError;
+
+/// Migration `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE citizens (
+    id bigint PRIMARY KEY,
+    version bigint NOT NULL,
+    record bytea NOT NULL
+);
+CREATE TABLE changes (
+    seq bigint PRIMARY KEY,
+    citizen_id bigint NOT NULL,
+    version bigint NOT NULL,
+    fields text[] NOT NULL,
+    record bytea NOT NULL,
+    node text NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX changes_committed_at ON changes (committed_at);
+CREATE TABLE counters (
+    id integer PRIMARY KEY CHECK (id = 1),
+    change_seq bigint NOT NULL,
+    citizens bigint NOT NULL
+);
+INSERT INTO counters VALUES (1, 0, 0);
+CREATE TABLE nodes (
+    node_id text PRIMARY KEY,
+    lease_until timestamptz NOT NULL,
+    started_at timestamptz NOT NULL
+);
+"#];
+
+/// The schema version this binary writes and reads.
+pub const LATEST: i32 = MIGRATIONS.len() as i32;
+
+/// What a migration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// Why the schema cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "the database's schema is version {found}, newer than this popgate knows ({known}): run a popgate at least as new as the one that migrated it"
+    )]
+    TooNew { found: i32, known: i32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies the migrations the database lacks, in one transaction.
+pub async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError> {
+    let tx = client.transaction().await.map_err(unavailable)?;
+    // Any constant shared by every popgate: one migrator at a time.
+    tx.execute("SELECT pg_advisory_xact_lock(7061746531)", &[])
+        .await
+        .map_err(unavailable)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS popgate_schema (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(unavailable)?;
+    let from: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM popgate_schema", &[])
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    if from > LATEST {
+        return Err(SchemaError::TooNew {
+            found: from,
+            known: LATEST,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let version = i as i32 + 1;
+        tx.batch_execute(sql).await.map_err(unavailable)?;
+        tx.execute(
+            "INSERT INTO popgate_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)?;
+    Ok(Migrated { from, to: LATEST })
+}

@@ -1,0 +1,239 @@
+//! A throwaway PostgreSQL 15 for a test: `initdb` into a temporary directory, `pg_ctl start`
+//! on a free loopback port, trust authentication, stopped (immediately) when dropped. As root
+//! it runs as the `postgres` user, as PostgreSQL insists. Fault tests stop, kill and restart it.
+//!
+//! A machine without the server fails the test with the command that installs it: these
+//! tests never skip themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const INSTALL: &str = "apt-get install -y postgresql-15";
+
+/// Where Debian puts the server's programs.
+fn bin_dir() -> PathBuf {
+    let dir = PathBuf::from("/usr/lib/postgresql/15/bin");
+    assert!(
+        dir.join("initdb").is_file() && dir.join("pg_ctl").is_file(),
+        "PostgreSQL 15 is needed for this test and is not installed: {INSTALL}"
+    );
+    dir
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs one of the server's programs, as `postgres` when we are root.
+fn run(program: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// A free TCP port on 127.0.0.1 (released before the server binds it: a window, not a race
+/// that matters on a test machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct TestPostgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl TestPostgres {
+    /// A new cluster with a `popgate` database, running.
+    pub fn start() -> TestPostgres {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("popgate-pg-")
+            .tempdir()
+            .expect("temp dir");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "cannot give the test database's directory to the postgres user"
+            );
+        }
+        let data = dir.path().join("data");
+        let out = run(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = TestPostgres {
+            dir,
+            port: free_port(),
+            bin,
+        };
+        pg.start_server();
+        let out = run(
+            &pg.bin.join("psql"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE popgate",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let out = run(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server: `immediate` is a crash (no checkpoint), `fast` a clean stop.
+    pub fn stop_server(&self, mode: &str) {
+        let out = run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", mode, "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The URL of the `popgate` database.
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/popgate", self.port)
+    }
+
+    /// Runs `sql` with psql and returns what it printed (unaligned, tuples only).
+    pub fn psql(&self, sql: &str) -> String {
+        let out = run(
+            &self.bin.join("psql"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "popgate",
+                "-At",
+                "-c",
+                sql,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Cuts every database connection of node `node` (its `application_name`s).
+    pub fn terminate_node(&self, node: &str) -> usize {
+        self.psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name LIKE 'popgate-{node}%'"
+        ))
+        .parse()
+        .unwrap_or(0)
+    }
+
+    /// The server process serving node `node`'s notification connection.
+    pub fn listener_pid(&self, node: &str) -> u32 {
+        self.psql(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'popgate-{node}-listen'"
+        ))
+        .parse()
+        .unwrap_or_else(|_| panic!("node {node} has no notification connection"))
+    }
+
+    /// Freezes (`STOP`) or thaws (`CONT`) a server process: a connection that hangs, not one
+    /// that closes.
+    pub fn signal(&self, pid: u32, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let _ = run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", "immediate", "stop"],
+        );
+    }
+}
