@@ -544,3 +544,39 @@ impl TestGateway {
         .expect("the store is gone");
     }
 }
+
+/// Starts `popgate serve --config FILE` and returns it with the address it reports.
+pub fn spawn_serve(config: &Path) -> (Reaped, String) {
+    use std::io::BufRead;
+    let mut child = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_popgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start popgate"),
+    );
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !sent
+                && line.contains("popgate serving")
+                && let Some(addr) = line.split("listen=").nth(1)
+            {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("popgate did not report its address");
+    (child, addr)
+}

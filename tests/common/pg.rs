@@ -167,6 +167,35 @@ impl TestPostgres {
         );
     }
 
+    /// Turns TLS on with this certificate and key (PEM) and restarts the server.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        let data = self.dir.path().join("data");
+        std::fs::write(data.join("server.crt"), cert_pem).unwrap();
+        std::fs::write(data.join("server.key"), key_pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if is_root() {
+            for f in ["server.crt", "server.key"] {
+                let ok = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join(f))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok);
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        self.stop_server("fast");
+        self.start_server();
+    }
+
     /// The URL of the `popgate` database.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/popgate", self.port)
