@@ -15,9 +15,9 @@ use crate::store::SledStore;
 use crate::synth;
 
 /// Citizens in a fresh dev setup.
-const DEV_CITIZENS: u64 = 100_000;
+pub(super) const DEV_CITIZENS: u64 = 100_000;
 /// The seed of the dev population, so every newcomer sees the same people.
-const DEV_SEED: u64 = 20_210_701;
+pub(super) const DEV_SEED: u64 = 20_210_701;
 
 /// A sample client of DOMAIN.md: (id, kind, role, read, verify, purposes, rate, burst).
 type Sample = (

@@ -20,6 +20,13 @@ pub struct ServeArgs {
     /// The development directory for --dev.
     #[arg(long, default_value = "popgate-dev", requires = "dev")]
     dir: PathBuf,
+    /// With --dev: a local cluster instead, over a throwaway PostgreSQL 15 in DIR/cluster
+    /// (apt-get install postgresql-15), nodes on 7443, 7444, …
+    #[arg(long, requires = "dev")]
+    cluster: bool,
+    /// With --cluster: how many nodes.
+    #[arg(long, default_value_t = 3, requires = "cluster")]
+    nodes: usize,
     /// Log format: readable text, or JSON lines for collectors. RUST_LOG filters.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -48,6 +55,9 @@ pub fn init_logging(format: LogFormat) {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
+    if args.cluster {
+        return super::dev_cluster::run(&args.dir, args.nodes);
+    }
     let config_path = match &args.config {
         Some(p) => p.clone(),
         None => super::dev::prepare(&args.dir)?,
