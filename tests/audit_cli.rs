@@ -22,7 +22,9 @@ fn event(i: u64) -> AuditEvent {
     AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
         // viettel renews: every other call of its is made with its new certificate.
-        cert_sha256: if i % 6 == 0 { "ab" } else { "cd" }.repeat(32).into(),
+        cert_sha256: if i.is_multiple_of(6) { "ab" } else { "cd" }
+            .repeat(32)
+            .into(),
         peer: format!("10.0.0.{}:5000", i % 3).into(),
         method: if i.is_multiple_of(2) {
             "Lookup"

@@ -23,7 +23,9 @@ fn event(i: u64) -> AuditEvent {
     AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
         // A client renewing its certificate: two fingerprints for one client id.
-        cert_sha256: if i % 6 == 0 { "ab" } else { "cd" }.repeat(32).into(),
+        cert_sha256: if i.is_multiple_of(6) { "ab" } else { "cd" }
+            .repeat(32)
+            .into(),
         peer: "10.0.0.1:5000".into(),
         method: if i.is_multiple_of(2) {
             "Lookup"
