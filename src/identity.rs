@@ -4,13 +4,15 @@
 //! revoked by the CRL. The caller's identity is the certificate subject's Common Name; it is
 //! read once per connection into a [`Peer`], which tonic hands to every request on that
 //! connection. Whether that CN is a configured client is decided per call by `policy`, so a
-//! client removed or revoked on reload is refused on connections it opened before.
+//! client removed or revoked on reload is refused on connections it opened before. The
+//! certificate's expiry is read at the same time, so that `metrics` can watch renewals with
+//! one check per call ([`Peer::first_noted`]).
 
 use std::collections::HashSet;
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -56,13 +58,37 @@ pub struct Peer {
     pub cert_sha256: Arc<str>,
     /// The certificate's serial number, big-endian bytes, to check against the CRL per call.
     pub serial: Vec<u8>,
+    /// When the certificate expires, Unix seconds; `None` if it could not be read. A client
+    /// may hold two certificates during a renewal, so this is per connection, not per client.
+    pub not_after: Option<i64>,
+    /// Set by the first call that took note of this connection's certificate (see
+    /// [`Peer::first_noted`]).
+    noted: OnceLock<()>,
 }
 
 impl Peer {
+    pub fn new(
+        addr: SocketAddr,
+        common_name: Option<String>,
+        cert_sha256: Arc<str>,
+        serial: Vec<u8>,
+        not_after: Option<i64>,
+    ) -> Peer {
+        Peer {
+            addr,
+            addr_text: addr.to_string().into(),
+            common_name,
+            cert_sha256,
+            serial,
+            not_after,
+            noted: OnceLock::new(),
+        }
+    }
+
     /// Reads the identity from the leaf certificate the handshake verified.
     pub fn from_certificate(addr: SocketAddr, der: &[u8]) -> Peer {
         let fingerprint = ring::digest::digest(&ring::digest::SHA256, der);
-        let (common_name, serial) = match x509_parser::parse_x509_certificate(der) {
+        let (common_name, serial, not_after) = match x509_parser::parse_x509_certificate(der) {
             Ok((_, cert)) => (
                 cert.subject()
                     .iter_common_name()
@@ -70,18 +96,25 @@ impl Peer {
                     .and_then(|cn| cn.as_str().ok())
                     .map(str::to_owned),
                 cert.raw_serial().to_vec(),
+                Some(cert.validity().not_after.timestamp()),
             ),
             // rustls has verified it already, so this is unreachable in practice; an
             // unreadable certificate simply has no identity and every call is refused.
-            Err(_) => (None, Vec::new()),
+            Err(_) => (None, Vec::new(), None),
         };
-        Peer {
+        Peer::new(
             addr,
-            addr_text: addr.to_string().into(),
             common_name,
-            cert_sha256: to_hex(fingerprint.as_ref()).into(),
+            to_hex(fingerprint.as_ref()).into(),
             serial,
-        }
+            not_after,
+        )
+    }
+
+    /// `true` the first time it is asked on this connection, `false` ever after: what is done
+    /// once per certificate (the expiry watch) costs later calls one atomic load.
+    pub fn first_noted(&self) -> bool {
+        self.noted.set(()).is_ok()
     }
 }
 

@@ -25,9 +25,12 @@
 //! - [`audit`]: the durable, hash-chained audit log behind `AuditSink`, its signed
 //!   checkpoints and signing key, verification, and `audit::query` (filters, scans, reports,
 //!   stats) for the operator tools.
-//! - [`metrics`]: the per-client counters that `GetStats` and Prometheus both read.
-//! - [`identity`]: the server's TLS setup and the caller's certificate (CN, fingerprint).
-//! - [`pki`]: the dev CA, server and client certificates, CRLs, CSR signing; it only issues.
+//! - [`metrics`]: the per-client counters that `GetStats` and Prometheus both read, and the
+//!   watch on the client certificates in use (expiry gauge and warning, for renewals).
+//! - [`identity`]: the server's TLS setup and the caller's certificate (CN, fingerprint,
+//!   serial, expiry).
+//! - [`pki`]: the dev CA, server and client certificates (two valid per client while a renewal
+//!   overlaps), CRLs, CSR signing; it only issues.
 //! - [`registry`]: validation of the records written with PutCitizen.
 //!
 //! Underneath:

@@ -8,10 +8,17 @@
 //! Labels carry client ids, methods and outcomes only — never personal data — and client
 //! labels only take configured ids (anything else is `unknown`), so a caller cannot grow the
 //! number of series.
+//!
+//! Renewals: every client certificate that made a call since start-up is remembered by
+//! fingerprint ([`Metrics::certificate_seen`], once per connection), so that
+//! `popgate_client_certificate_expiry_days` shows, per client, the soonest expiry among those
+//! the current CRL does not revoke, and a certificate with fewer than
+//! [`EXPIRY_WARNING_DAYS`] left is logged once.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -24,7 +31,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::audit::{AuditStats, Outcome};
+use crate::hex::to_hex;
+use crate::identity::Peer;
 use crate::policy::Method;
+
+/// A client certificate with fewer days than this left is logged (once) when it is presented.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+const DAY_SECS: i64 = 86_400;
 
 /// The gateway's metrics. Cheap to update: a labelled counter is a hash lookup and an add.
 pub struct Metrics {
@@ -47,6 +60,11 @@ pub struct Metrics {
     pub cert_expiry_days: GaugeVec,
     /// (label, not-after as Unix seconds) of the certificates watched, set at start and reload.
     cert_not_after: std::sync::Mutex<Vec<(&'static str, i64)>>,
+    /// Days left on each client's soonest-expiring certificate in use, set at each scrape.
+    client_cert_expiry_days: GaugeVec,
+    /// Client certificates that made a call since start-up, by fingerprint. Only certificates
+    /// of configured clients that passed the CRL get here, so callers cannot grow it at will.
+    client_certs: RwLock<HashMap<Arc<str>, Arc<SeenCert>>>,
     pub in_flight: IntGauge,
     connections: IntGauge,
     build_info: IntGaugeVec,
@@ -120,6 +138,32 @@ pub struct ClientStats {
     pub not_found: u64,
 }
 
+/// A client certificate presented to the gateway.
+#[derive(Debug)]
+struct SeenCert {
+    client: Arc<str>,
+    serial: Vec<u8>,
+    /// Unix seconds.
+    not_after: i64,
+    /// The expiry warning was logged: once per certificate and process run.
+    warned: AtomicBool,
+}
+
+impl SeenCert {
+    /// Logs, once, that this certificate has fewer than [`EXPIRY_WARNING_DAYS`] left.
+    fn warn_if_expiring(&self, now: i64) {
+        let left = self.not_after - now;
+        if left < EXPIRY_WARNING_DAYS * DAY_SECS && !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                client = %self.client,
+                serial = %to_hex(&self.serial),
+                days_left = left.div_euclid(DAY_SECS),
+                "client certificate expires soon: sign the agency's renewal, then revoke this serial once it has switched"
+            );
+        }
+    }
+}
+
 /// What other components report at each scrape.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
@@ -130,6 +174,9 @@ pub struct Gauges {
     pub in_flight: usize,
     pub audit: AuditStats,
     pub audit_healthy: bool,
+    /// The serials the current CRL revokes: their certificates drop out of the client
+    /// certificate expiry gauge.
+    pub revoked_serials: Arc<HashSet<Vec<u8>>>,
 }
 
 /// The entry of `key` in a per-client map that is read on every call and written once per
@@ -265,6 +312,15 @@ impl Metrics {
             )
             .expect("static metric definition"),
             cert_not_after: std::sync::Mutex::new(Vec::new()),
+            client_cert_expiry_days: GaugeVec::new(
+                Opts::new(
+                    "popgate_client_certificate_expiry_days",
+                    "Days until the soonest expiry among the client's certificates that called since start-up and are not revoked.",
+                ),
+                &["client"],
+            )
+            .expect("static metric definition"),
+            client_certs: RwLock::default(),
             in_flight: IntGauge::new("popgate_in_flight", "Unary calls being served now.")
                 .expect("static metric definition"),
             connections: IntGauge::new(
@@ -302,6 +358,7 @@ impl Metrics {
             Box::new(m.store_records.clone()),
             Box::new(m.reuse_rate.clone()),
             Box::new(m.cert_expiry_days.clone()),
+            Box::new(m.client_cert_expiry_days.clone()),
             Box::new(m.in_flight.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.build_info.clone()),
@@ -325,6 +382,56 @@ impl Metrics {
     /// The series of every certificate name that is no configured client.
     pub fn unknown(&self) -> Arc<ClientMetrics> {
         self.unknown.clone()
+    }
+
+    /// Takes note of the certificate `peer` presented as configured client `client`: on the
+    /// connection's first call only (later calls cost one atomic load), remembered by
+    /// fingerprint for the expiry gauge, and logged if it expires within
+    /// [`EXPIRY_WARNING_DAYS`].
+    pub fn certificate_seen(&self, client: &Arc<str>, peer: &Peer) {
+        if !peer.first_noted() {
+            return;
+        }
+        let Some(not_after) = peer.not_after else {
+            return;
+        };
+        let seen = per_client(&self.client_certs, &*peer.cert_sha256, || {
+            (
+                peer.cert_sha256.clone(),
+                SeenCert {
+                    client: client.clone(),
+                    serial: peer.serial.clone(),
+                    not_after,
+                    warned: AtomicBool::new(false),
+                },
+            )
+        });
+        seen.warn_if_expiring(unix_now());
+    }
+
+    /// Sets the client certificate expiry gauge: per client, the soonest expiry among its
+    /// certificates seen and not in `revoked` (a client whose only ones are revoked has no
+    /// series). Also warns for a certificate that crossed the warning threshold on a
+    /// connection kept open since its first call.
+    fn set_client_cert_expiry(&self, revoked: &HashSet<Vec<u8>>, now: i64) {
+        let certs = self
+            .client_certs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut soonest: HashMap<&str, i64> = HashMap::new();
+        for c in certs.values().filter(|c| !revoked.contains(&c.serial)) {
+            c.warn_if_expiring(now);
+            soonest
+                .entry(&c.client)
+                .and_modify(|t| *t = (*t).min(c.not_after))
+                .or_insert(c.not_after);
+        }
+        self.client_cert_expiry_days.reset();
+        for (client, not_after) in soonest {
+            self.client_cert_expiry_days
+                .with_label_values(&[client])
+                .set((not_after - now) as f64 / DAY_SECS as f64);
+        }
     }
 
     /// Counts a call shed because the gateway was full.
@@ -390,7 +497,8 @@ impl Metrics {
         self.store_records.set(gauges.store_records as i64);
         self.store_healthy.set(i64::from(gauges.store_healthy));
         self.cache_entries.set(gauges.cache_entries as i64);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = unix_now();
+        self.set_client_cert_expiry(&gauges.revoked_serials, now);
         for (label, not_after) in self
             .cert_not_after
             .lock()
@@ -418,6 +526,10 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Share of calls answered from the reuse cache.
@@ -504,6 +616,85 @@ pub async fn serve(listener: TcpListener, render: Render) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log lines written while `f` runs, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn peer(fingerprint: &str, serial: u8, days_left: i64) -> Peer {
+        Peer::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Some("viettel".into()),
+            fingerprint.repeat(32).into(),
+            vec![0x40, serial],
+            Some(unix_now() + days_left * DAY_SECS + 3600),
+        )
+    }
+
+    fn expiry_days(m: &Metrics, revoked: &[u8]) -> Option<f64> {
+        let revoked: HashSet<Vec<u8>> = revoked.iter().map(|s| vec![0x40, *s]).collect();
+        m.set_client_cert_expiry(&revoked, unix_now());
+        m.registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "popgate_client_certificate_expiry_days")
+            .and_then(|f| f.get_metric().first().map(|s| s.get_gauge().get_value()))
+    }
+
+    /// A renewal: the old certificate (20 days left) and the new one (400) both call; the
+    /// gauge shows the old one until the CRL revokes it, then the new one. The old one is
+    /// logged once, whatever the number of its connections and calls; the new one never.
+    #[test]
+    fn client_certificate_expiry_follows_the_unrevoked_certificates_and_warns_once() {
+        let m = Metrics::new();
+        let viettel: Arc<str> = Arc::from("viettel");
+        assert_eq!(expiry_days(&m, &[]), None, "no series before a call");
+        let old_conn = peer("ab", 1, 20);
+        let text = logged(|| {
+            for _ in 0..3 {
+                m.certificate_seen(&viettel, &old_conn);
+            }
+            // Another connection with the same certificate.
+            m.certificate_seen(&viettel, &peer("ab", 1, 20));
+            m.certificate_seen(&viettel, &peer("cd", 2, 400));
+            expiry_days(&m, &[]);
+        });
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("WARN"), "{text}");
+        assert!(text.contains("client=viettel"), "{text}");
+        assert!(text.contains("serial=4001"), "{text}");
+        assert!(text.contains("days_left=20"), "{text}");
+        assert!(!text.contains("abab"), "no fingerprint needed: {text}");
+
+        let days = expiry_days(&m, &[]).unwrap();
+        assert!((20.0..21.0).contains(&days), "{days}");
+        let days = expiry_days(&m, &[1]).unwrap();
+        assert!((400.0..401.0).contains(&days), "{days}");
+        // Both revoked (say, the client was cut off): no series.
+        assert_eq!(expiry_days(&m, &[1, 2]), None);
+        // A certificate that is not near expiry is never logged.
+        let quiet = logged(|| m.certificate_seen(&viettel, &peer("ef", 3, 31)));
+        assert!(quiet.is_empty(), "{quiet}");
+    }
 
     /// The per-client handles are slots indexed by method and outcome: every combination
     /// must land in its own series with the right labels, and series appear only once used.

@@ -211,4 +211,9 @@ impl Policy {
     pub fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {
         self.clients.values()
     }
+
+    /// The certificate serials the CRL revokes.
+    pub fn revoked(&self) -> Arc<HashSet<Vec<u8>>> {
+        self.revoked.clone()
+    }
 }

@@ -21,7 +21,10 @@ fn event(i: u64) -> AuditEvent {
     };
     AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
-        cert_sha256: "cd".repeat(32).into(),
+        // viettel renews: every other call of its is made with its new certificate.
+        cert_sha256: if i.is_multiple_of(6) { "ab" } else { "cd" }
+            .repeat(32)
+            .into(),
         peer: format!("10.0.0.{}:5000", i % 3).into(),
         method: if i.is_multiple_of(2) {
             "Lookup"
@@ -569,6 +572,28 @@ fn query_report_and_stats() {
     assert_eq!(lines.len(), 10);
     assert!(lines.iter().all(|v| v["client"] == "mof"));
 
+    // Query by certificate: which calls still come with viettel's old one.
+    let (new, old) = ("ab".repeat(32), "cd".repeat(32));
+    let seqs_of = |args: &[&str]| -> Vec<u64> {
+        let out = popgate(&[&["audit", "query", "--dir", d, "--json"], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(v["cert_sha256"] == new || v["cert_sha256"] == old);
+                v["seq"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(seqs_of(&["--cert", &new]), [6, 12, 18, 24, 30]);
+    assert_eq!(
+        seqs_of(&["--client", "viettel", "--cert", &old]),
+        [3, 9, 15, 21, 27]
+    );
+    assert_eq!(seqs_of(&["--cert", &old]).len(), 25);
+    assert!(seqs_of(&["--cert", &"ef".repeat(32)]).is_empty());
+
     // Query by outcome, as a table.
     let out = popgate(&["audit", "query", "--dir", d, "--outcome", "denied"]);
     let t = text(&out.stdout);
@@ -716,6 +741,36 @@ fn bad_usage_is_one_line_on_stderr_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // A fingerprint the log could never hold is refused before anything is read.
+    let upper = "AB".repeat(32);
+    let colons = vec!["ab"; 32].join(":");
+    let long = "ab".repeat(33);
+    for bad in [
+        "",
+        "abc",
+        upper.as_str(),
+        colons.as_str(),
+        long.as_str(),
+        &"zz".repeat(32),
+    ] {
+        let out = popgate(&[
+            "audit",
+            "query",
+            "--dir",
+            root.path().to_str().unwrap(),
+            "--cert",
+            bad,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--cert {bad:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("64 lowercase hex digits"), "{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "--cert {bad:?}: {}",
+            text(&out.stdout)
+        );
     }
     // An empty directory is an intact, empty log.
     let out = popgate(&["audit", "verify", "--dir", root.path().to_str().unwrap()]);

@@ -179,10 +179,6 @@ fn init_issue_revoke_list() {
     assert!(stdout(&out).contains(&serial.to_string()));
 
     assert_refused(
-        &popgate(["certs", "issue", "--dir", d, "--id", "viettel"]),
-        "popgate certs revoke",
-    );
-    assert_refused(
         &popgate(["certs", "issue", "--dir", d, "--id", "../../etc/passwd"]),
         "invalid client id",
     );
@@ -283,6 +279,341 @@ fn init_issue_revoke_list() {
         ]);
         assert_ok(&out);
     }
+}
+
+/// A CA directory with `certs init` done.
+fn ca_dir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&popgate([
+        OsStr::new("certs"),
+        OsStr::new("init"),
+        OsStr::new("--dir"),
+        tmp.path().as_os_str(),
+    ]));
+    tmp
+}
+
+/// Issues a certificate for `id` and returns its serial, as `certs issue` printed it.
+fn issue(d: &str, id: &str) -> (Serial, String) {
+    let out = popgate(["certs", "issue", "--dir", d, "--id", id]);
+    assert_ok(&out);
+    let serial = Serial::of_cert_pem(&read(&Path::new(d).join(format!("{id}.pem")))).unwrap();
+    assert!(stdout(&out).contains(&serial.to_string()));
+    (serial, stdout(&out))
+}
+
+/// `certs list --json`, as (id, serial, state) rows in its order.
+fn list_json(args: &[&str]) -> Vec<(String, String, String)> {
+    let out = popgate(["certs", "list", "--json"].iter().chain(args));
+    assert_ok(&out);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            for key in [
+                "id",
+                "serial",
+                "not_before",
+                "not_after",
+                "revoked_at",
+                "state",
+                "source",
+            ] {
+                assert!(r.get(key).is_some(), "{key} missing from {r}");
+            }
+            let s = |k: &str| r[k].as_str().unwrap().to_owned();
+            (s("id"), s("serial"), s("state"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_renewal_overlaps_and_a_third_valid_certificate_is_refused() {
+    let tmp = ca_dir();
+    let dir = tmp.path();
+    let d = dir.to_str().unwrap();
+    let (old, said) = issue(d, "viettel");
+    assert!(!said.contains("keeps working"), "{said}");
+    let (new, said) = issue(d, "viettel");
+    assert_ne!(old, new);
+    // The renewal says the old one keeps working, and how to retire it.
+    assert!(said.contains("keeps working"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "popgate certs revoke --dir {d} --id viettel --serial {old}"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("the config needs no change"), "{said}");
+    // viettel.pem is the new one; both are valid.
+    assert_eq!(
+        Serial::of_cert_pem(&read(&dir.join("viettel.pem"))).unwrap(),
+        new
+    );
+    assert_eq!(
+        list_json(&["--dir", d]),
+        [
+            ("viettel".into(), old.to_string(), "valid".into()),
+            ("viettel".into(), new.to_string(), "valid".into()),
+        ]
+    );
+    assert!(crl_serials(dir).is_empty());
+
+    // A third, issued or signed, is refused, naming what to revoke and why.
+    let index = read(&dir.join("index.json"));
+    let out = popgate(["certs", "issue", "--dir", d, "--id", "viettel"]);
+    assert_refused(
+        &out,
+        &format!("`popgate certs revoke --dir {d} --id viettel --serial {old}`"),
+    );
+    let err = stderr(&out);
+    assert!(err.contains("already has 2 valid certificates"), "{err}");
+    assert!(err.contains(&new.to_string()), "{err}");
+    assert!(err.contains("at most 2 may be valid at once"), "{err}");
+    let csr = dir.join("viettel.csr");
+    fs::write(&csr, rcgen_csr("viettel")).unwrap();
+    assert_refused(
+        &popgate([
+            OsStr::new("certs"),
+            OsStr::new("sign"),
+            OsStr::new("--dir"),
+            dir.as_os_str(),
+            OsStr::new("--csr"),
+            csr.as_os_str(),
+            OsStr::new("--id"),
+            OsStr::new("viettel"),
+        ]),
+        "at most 2 may be valid at once",
+    );
+    assert_eq!(read(&dir.join("index.json")), index);
+    assert_eq!(
+        Serial::of_cert_pem(&read(&dir.join("viettel.pem"))).unwrap(),
+        new
+    );
+    // Other clients are not affected by viettel's two.
+    issue(d, "vnpt");
+}
+
+#[test]
+fn revoke_serial_revokes_one_certificate_and_refuses_a_serial_it_does_not_own() {
+    let tmp = ca_dir();
+    let dir = tmp.path();
+    let d = dir.to_str().unwrap();
+    let (old, _) = issue(d, "viettel");
+    let (new, _) = issue(d, "viettel");
+    let (vnpt, _) = issue(d, "vnpt");
+
+    let refusals = [
+        (
+            old.to_string(),
+            "vnpt",
+            "is a certificate of client \"viettel\", not of \"vnpt\"",
+        ),
+        (
+            vnpt.to_string(),
+            "viettel",
+            "is a certificate of client \"vnpt\"",
+        ),
+        (
+            "40aa".to_owned(),
+            "viettel",
+            "no certificate with serial 40aa",
+        ),
+        (
+            "zz".to_owned(),
+            "viettel",
+            "--serial \"zz\" is not a certificate serial",
+        ),
+        ("abc".to_owned(), "viettel", "is not a certificate serial"),
+        (String::new(), "viettel", "is not a certificate serial"),
+    ];
+    let index = read(&dir.join("index.json"));
+    for (serial, id, needle) in &refusals {
+        assert_refused(
+            &popgate([
+                "certs", "revoke", "--dir", d, "--id", id, "--serial", serial,
+            ]),
+            needle,
+        );
+    }
+    assert_eq!(
+        read(&dir.join("index.json")),
+        index,
+        "a refusal changes nothing"
+    );
+    assert!(crl_serials(dir).is_empty());
+
+    let out = popgate([
+        "certs",
+        "revoke",
+        "--dir",
+        d,
+        "--id",
+        "viettel",
+        "--serial",
+        &old.to_string(),
+    ]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        said.contains(&format!(
+            "revoked 1 certificate of \"viettel\": serial {old}"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("\"viettel\" keeps serial {new}")),
+        "{said}"
+    );
+    assert_eq!(crl_serials(dir), vec![old.clone()]);
+    assert_eq!(
+        list_json(&["--dir", d, "--id", "viettel"]),
+        [
+            ("viettel".into(), old.to_string(), "revoked".into()),
+            ("viettel".into(), new.to_string(), "valid".into()),
+        ]
+    );
+
+    // Again, in the colon-separated upper-case form `openssl x509 -text` prints: only the CRL
+    // is rewritten.
+    let colons: Vec<String> = old.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+    let out = popgate([
+        "certs",
+        "revoke",
+        "--dir",
+        d,
+        "--id",
+        "viettel",
+        "--serial",
+        &colons.join(":"),
+    ]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("was revoked already"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(crl_serials(dir), vec![old.clone()]);
+
+    // The revoked one leaves room for the next renewal.
+    issue(d, "viettel");
+}
+
+#[test]
+fn revoke_id_alone_revokes_every_certificate_of_the_client_and_counts_them() {
+    let tmp = ca_dir();
+    let dir = tmp.path();
+    let d = dir.to_str().unwrap();
+    let (a, _) = issue(d, "viettel");
+    let (b, _) = issue(d, "viettel");
+    let (vnpt, _) = issue(d, "vnpt");
+    let out = popgate(["certs", "revoke", "--dir", d, "--id", "viettel"]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        said.contains(&format!(
+            "revoked 2 certificates of \"viettel\": serial {a}, {b}"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("\"viettel\" has no valid certificate left"),
+        "{said}"
+    );
+    let mut crl = crl_serials(dir);
+    crl.sort_by_key(|s| s.to_string());
+    let mut want = vec![a, b];
+    want.sort_by_key(|s| s.to_string());
+    assert_eq!(crl, want);
+    assert_eq!(
+        list_json(&["--dir", d, "--id", "vnpt"]),
+        [("vnpt".into(), vnpt.to_string(), "valid".into())]
+    );
+    let out = popgate(["certs", "revoke", "--dir", d, "--id", "viettel"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("no certificate left to revoke"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn list_shows_every_certificate_with_its_state_and_filters_by_id() {
+    let tmp = ca_dir();
+    let dir = tmp.path();
+    let d = dir.to_str().unwrap();
+    let (expired, _) = issue(d, "viettel");
+    let (revoked, _) = issue(d, "viettel");
+    let (vnpt, _) = issue(d, "vnpt");
+    assert_ok(&popgate([
+        "certs",
+        "revoke",
+        "--dir",
+        d,
+        "--id",
+        "viettel",
+        "--serial",
+        &revoked.to_string(),
+    ]));
+    // No certificate can be issued already expired, so age one in the index, as a year
+    // would have.
+    let path = dir.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+    for c in index["certs"].as_array_mut().unwrap() {
+        if c["serial"] == expired.to_string() {
+            c["not_before"] = "2024-01-01T00:00:00Z".into();
+            c["not_after"] = "2025-01-01T00:00:00Z".into();
+        }
+    }
+    fs::write(&path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    // Neither the expired nor the revoked one counts against the limit.
+    let (renewed, _) = issue(d, "viettel");
+    let (again, _) = issue(d, "viettel");
+
+    assert_eq!(
+        list_json(&["--dir", d]),
+        [
+            ("viettel".into(), expired.to_string(), "expired".into()),
+            ("viettel".into(), revoked.to_string(), "revoked".into()),
+            ("viettel".into(), renewed.to_string(), "valid".into()),
+            ("viettel".into(), again.to_string(), "valid".into()),
+            ("vnpt".into(), vnpt.to_string(), "valid".into()),
+        ]
+    );
+    assert_eq!(list_json(&["--dir", d, "--id", "viettel"]).len(), 4);
+    assert!(list_json(&["--dir", d, "--id", "nobody"]).is_empty());
+
+    let out = popgate(["certs", "list", "--dir", d]);
+    assert_ok(&out);
+    let table = stdout(&out);
+    let row = |serial: &Serial| {
+        table
+            .lines()
+            .find(|l| l.contains(&serial.to_string()))
+            .unwrap_or_else(|| panic!("{serial} not listed: {table}"))
+            .to_owned()
+    };
+    assert!(row(&expired).contains("2025-01-01T00:00:00Z"));
+    assert!(row(&expired).contains(" expired "));
+    assert!(row(&revoked).contains(" revoked "));
+    assert!(row(&renewed).contains(" valid "));
+    assert!(row(&vnpt).starts_with("vnpt "));
+    let out = popgate(["certs", "list", "--dir", d, "--id", "vnpt"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    let out = popgate(["certs", "list", "--dir", d, "--id", "nobody"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("no client certificates of \"nobody\""),
+        "{}",
+        stdout(&out)
+    );
+    assert_refused(
+        &popgate(["certs", "list", "--dir", d, "--id", "../x"]),
+        "invalid client id",
+    );
 }
 
 #[test]

@@ -332,13 +332,7 @@ pub fn read_mask(data: &[u8]) {
         }
     }
     let addr: SocketAddr = ([127, 0, 0, 1], 1).into();
-    let peer = Peer {
-        addr,
-        addr_text: addr.to_string().into(),
-        common_name: Some(cn.clone()),
-        cert_sha256: Arc::from(""),
-        serial: Vec::new(),
-    };
+    let peer = Peer::new(addr, Some(cn.clone()), Arc::from(""), Vec::new(), None);
     match policy.authenticate(&peer) {
         Ok(c) => assert_eq!(&*c.id, cn.as_str()),
         Err(Error::PermissionDenied(m)) => {

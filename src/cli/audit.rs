@@ -62,6 +62,10 @@ pub struct QueryArgs {
     /// Only records about this citizen id.
     #[arg(long)]
     pub citizen: Option<String>,
+    /// Only calls made with this certificate: its SHA-256 fingerprint, 64 lowercase hex digits
+    /// as the records' `cert_sha256` has it (`openssl x509 -in ID.pem -outform DER | sha256sum`).
+    #[arg(long, value_name = "SHA256")]
+    pub cert: Option<String>,
     #[command(flatten)]
     pub range: Range,
     /// Only this outcome: ok, denied, invalid, not_found, rate_limited, error.
@@ -236,11 +240,24 @@ fn fields_text(r: &Record<'_>) -> String {
     }
 }
 
+/// `--cert` as the log writes fingerprints; anything else could never match, so it is refused.
+fn cert_fingerprint(text: &str) -> anyhow::Result<String> {
+    if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(text.to_owned());
+    }
+    bail!(
+        "--cert {:?} is not a certificate fingerprint: give the 64 lowercase hex digits of its \
+         SHA-256, as `cert_sha256` in the log (`openssl x509 -in ID.pem -outform DER | sha256sum`)",
+        text.chars().take(80).collect::<String>()
+    )
+}
+
 fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let filter = Filter {
         range: time_range(&a.range)?,
         client: a.client,
         citizen: a.citizen,
+        cert_sha256: a.cert.as_deref().map(cert_fingerprint).transpose()?,
         outcome: a.outcome,
         ..Filter::default()
     };

@@ -22,13 +22,15 @@ pub struct CertsArgs {
 enum CertsCommand {
     /// Create a CA, a server certificate, an empty CRL and the audit signing key in DIR.
     Init(InitArgs),
-    /// Issue a client certificate and key: DIR/ID.pem and DIR/ID.key.
+    /// Issue a client certificate and key: DIR/ID.pem and DIR/ID.key (a renewal: an earlier
+    /// certificate of ID stays valid until revoked; at most two at once).
     Issue(IssueArgs),
-    /// Revoke a client's certificate and rewrite DIR/ca.crl.
+    /// Revoke one certificate of a client (--serial) or all of them, and rewrite DIR/ca.crl.
     Revoke(RevokeArgs),
-    /// Sign an agency's CSR as its client certificate: DIR/ID.pem.
+    /// Sign an agency's CSR as its client certificate: DIR/ID.pem (a renewal: an earlier
+    /// certificate of ID stays valid until revoked; at most two at once).
     Sign(SignArgs),
-    /// List the client certificates issued from DIR.
+    /// List the client certificates issued from DIR, with their serials, expiry and state.
     List(ListArgs),
     /// Create a new audit signing key (to rotate it): FILE and its public key FILE.pub beside it.
     AuditKey(AuditKeyArgs),
@@ -73,6 +75,10 @@ struct RevokeArgs {
     /// Client id whose certificate to revoke.
     #[arg(long)]
     id: String,
+    /// Revoke only the certificate with this serial (hex, as `certs list` shows it), e.g. the
+    /// old one once the agency runs on its renewal. Without it, every certificate of ID.
+    #[arg(long, value_name = "S")]
+    serial: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,6 +102,9 @@ struct ListArgs {
     /// Directory holding the CA (from `certs init`).
     #[arg(long)]
     dir: PathBuf,
+    /// Only the certificates of this client id.
+    #[arg(long)]
+    id: Option<String>,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
@@ -182,15 +191,22 @@ fn issue(args: IssueArgs) -> anyhow::Result<()> {
     let issued = pki::issue(&args.dir, &args.id, args.days)?;
     print_issued(&args.dir, &issued);
     if let Some(key) = &issued.key_path {
+        let config = if issued.still_valid.is_empty() {
+            format!(
+                "add a [[clients]] entry with id = {:?} to the config, and",
+                issued.id
+            )
+        } else {
+            "the config needs no change;".to_owned()
+        };
         println!(
-            "next: add a [[clients]] entry with id = {:?} to the config, and call with \
-             --cert {} --key {} --ca {}",
-            issued.id,
+            "next: {config} call with --cert {} --key {} --ca {}",
             issued.cert_path.display(),
             key.display(),
             args.dir.join(pki::CA_CERT_FILE).display()
         );
     }
+    print_renewal(&args.dir, &issued);
     Ok(())
 }
 
@@ -199,13 +215,20 @@ fn sign(args: SignArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the CSR {}", args.csr.display()))?;
     let issued = pki::sign_csr(&args.dir, &csr, &args.id, args.days)?;
     print_issued(&args.dir, &issued);
+    let config = if issued.still_valid.is_empty() {
+        format!(
+            ", and add a [[clients]] entry with id = {:?} to the config",
+            issued.id
+        )
+    } else {
+        "; the config needs no change".to_owned()
+    };
     println!(
-        "next: send {} and {} to the agency (its private key never leaves it), and add a \
-         [[clients]] entry with id = {:?} to the config",
+        "next: send {} and {} to the agency (its private key never leaves it){config}",
         issued.cert_path.display(),
         args.dir.join(pki::CA_CERT_FILE).display(),
-        issued.id
     );
+    print_renewal(&args.dir, &issued);
     Ok(())
 }
 
@@ -227,16 +250,73 @@ fn print_issued(dir: &Path, issued: &pki::Issued) {
     }
 }
 
-fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    let done = pki::revoke(&args.dir, &args.id)?;
-    if done.already_revoked {
+/// For a renewal: the certificate it replaces keeps working, and how to retire it.
+fn print_renewal(dir: &Path, issued: &pki::Issued) {
+    for old in &issued.still_valid {
         println!(
+            "then: serial {} (valid until {}) keeps working beside the new one; once {:?} runs on \
+             the new certificate, revoke it with `popgate certs revoke --dir {} --id {} --serial {}` \
+             and reload the gateway with the new ca.crl",
+            old.serial,
+            pki::rfc3339(old.not_after),
+            issued.id,
+            dir.display(),
+            issued.id,
+            old.serial
+        );
+    }
+}
+
+/// `--serial` as the CA writes serials: hex digits, the colons of `openssl x509 -text` allowed.
+fn parse_serial(text: &str, dir: &Path, id: &str) -> anyhow::Result<pki::Serial> {
+    text.replace(':', "").parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--serial {text:?} is not a certificate serial: give its hex digits as \
+             `popgate certs list --dir {} --id {id}` shows them",
+            dir.display()
+        )
+    })
+}
+
+fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let serial = args
+        .serial
+        .as_deref()
+        .map(|s| parse_serial(s, &args.dir, &args.id))
+        .transpose()?;
+    let done = match &serial {
+        Some(serial) => pki::revoke_serial(&args.dir, &args.id, serial)?,
+        None => pki::revoke(&args.dir, &args.id)?,
+    };
+    let serials: Vec<String> = done.serials.iter().map(ToString::to_string).collect();
+    match (&serial, done.already_revoked) {
+        (Some(serial), true) => println!(
+            "serial {serial} of {:?} was revoked already; rewrote the CRL anyway",
+            done.id
+        ),
+        (None, true) => println!(
             "{:?} had no certificate left to revoke; rewrote the CRL anyway",
             done.id
-        );
+        ),
+        (_, false) => println!(
+            "revoked {} certificate{} of {:?}: serial {}",
+            serials.len(),
+            if serials.len() == 1 { "" } else { "s" },
+            done.id,
+            serials.join(", ")
+        ),
+    }
+    if done.still_valid.is_empty() {
+        println!("  {:?} has no valid certificate left", done.id);
     } else {
-        let serials: Vec<String> = done.serials.iter().map(ToString::to_string).collect();
-        println!("revoked {:?}: serial {}", done.id, serials.join(", "));
+        for c in &done.still_valid {
+            println!(
+                "  {:?} keeps serial {}, valid until {}",
+                done.id,
+                c.serial,
+                pki::rfc3339(c.not_after)
+            );
+        }
     }
     println!(
         "  {}  revocation list, {} revoked certificate(s)",
@@ -251,7 +331,13 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
-    let entries = pki::list(&args.dir)?;
+    if let Some(id) = &args.id {
+        pki::validate_client_id(id)?;
+    }
+    let mut entries = pki::list(&args.dir)?;
+    if let Some(id) = &args.id {
+        entries.retain(|e| e.id == *id);
+    }
     let now = OffsetDateTime::now_utc();
     if args.json {
         let rows: Vec<serde_json::Value> = entries
@@ -273,9 +359,14 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     }
     if entries.is_empty() {
         println!(
-            "no client certificates in {}; issue one with `popgate certs issue --dir {} --id ID`",
+            "no client certificates{} in {}; issue one with `popgate certs issue --dir {} --id {}`",
+            args.id
+                .as_deref()
+                .map(|id| format!(" of {id:?}"))
+                .unwrap_or_default(),
             args.dir.display(),
-            args.dir.display()
+            args.dir.display(),
+            args.id.as_deref().unwrap_or("ID")
         );
         return Ok(());
     }

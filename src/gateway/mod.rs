@@ -437,6 +437,7 @@ impl Gateway {
             .limits
             .client(&client.id)
             .ok_or_else(|| Error::Internal(format!("no limiter for client {:?}", client.id)))?;
+        self.metrics.certificate_seen(&client.id, &peer);
         Ok(Caller {
             metrics: self.metrics.client(&client.id),
             limit,
@@ -607,6 +608,7 @@ impl Gateway {
             in_flight: self.limits.in_flight(),
             audit: self.audit.stats(),
             audit_healthy: *self.audit.health().borrow(),
+            revoked_serials: self.policy.load().revoked(),
         };
         self.metrics.render(&gauges)
     }

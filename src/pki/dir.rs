@@ -1,7 +1,12 @@
 //! The CA directory on disk: [`init`] creates it, [`issue`] and [`sign_csr`] add client
-//! certificates, [`revoke`] rewrites the CRL, [`list`] reads `index.json` back. `index.json`
-//! is the only record of what was issued and revoked; every CRL is rebuilt from it, so a
-//! damaged or missing index is an error, never an empty list.
+//! certificates, [`revoke`] and [`revoke_serial`] rewrite the CRL, [`list`] reads `index.json`
+//! back. `index.json` is the only record of what was issued and revoked; every CRL is rebuilt
+//! from it, so a damaged or missing index is an error, never an empty list.
+//!
+//! Renewals overlap: a client may hold [`MAX_VALID_PER_CLIENT`] valid certificates at once, so
+//! an agency keeps calling on its old certificate until it has deployed the new one, and the
+//! operator then revokes the old one by serial. `DIR/<id>.pem` (and `.key`) always hold the
+//! newest; the older one lives where it is deployed, and `index.json` keeps its serial.
 
 use std::fmt;
 use std::fs;
@@ -13,8 +18,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     CA_CERT_FILE, CA_KEY_FILE, CRL_FILE, CertError, ClientOptions, DEFAULT_SERVER_HOSTS, DevCa,
-    INDEX_FILE, MAX_DAYS, RevokedCert, SERVER_CERT_FILE, SERVER_KEY_FILE, Secrecy, Serial,
-    now_secs, read_string, rfc3339, write_atomic,
+    INDEX_FILE, MAX_DAYS, MAX_VALID_PER_CLIENT, RevokedCert, SERVER_CERT_FILE, SERVER_KEY_FILE,
+    Secrecy, Serial, now_secs, read_string, rfc3339, write_atomic,
 };
 use crate::audit::signing_key::{self, AUDIT_KEY_FILE, AUDIT_PUB_FILE};
 
@@ -120,16 +125,20 @@ pub struct Issued {
     pub cert_path: PathBuf,
     /// `None` for a certificate signed from a CSR: the agency keeps its key.
     pub key_path: Option<PathBuf>,
+    /// The client's other certificates that stay valid beside this one (the one it renews),
+    /// until they expire or are revoked.
+    pub still_valid: Vec<CertEntry>,
 }
 
 /// Issues a client certificate and key for `id`, valid for `days` days, as `DIR/<id>.pem`
-/// and `DIR/<id>.key`. Refuses if `id` already has a certificate that is not revoked.
+/// and `DIR/<id>.key` (replacing the files of an earlier certificate, which stays valid where
+/// it is deployed). Refuses if `id` already holds [`MAX_VALID_PER_CLIENT`] valid certificates.
 pub fn issue(dir: &Path, id: &str, days: u32) -> Result<Issued, CertError> {
     validate_client_id(id)?;
     check_days(days)?;
     let ca = DevCa::load(dir)?;
     let mut index = Index::load(dir)?;
-    check_free(dir, &index, id)?;
+    let still_valid = check_room(dir, &index, id)?;
     let pair = ca.client_cert(id, &ClientOptions::valid_for_days(days))?;
 
     let (cert_path, key_path) = (client_cert_path(dir, id), client_key_path(dir, id));
@@ -150,18 +159,20 @@ pub fn issue(dir: &Path, id: &str, days: u32) -> Result<Issued, CertError> {
         not_after: pair.not_after,
         cert_path,
         key_path: Some(key_path),
+        still_valid,
     })
 }
 
 /// Signs an agency's CSR (PEM) as `id`'s client certificate, valid for `days` days, and
-/// writes `DIR/<id>.pem`. See [`DevCa::sign_csr`] for what is checked. A `DIR/<id>.key`
-/// left from an earlier, revoked certificate is removed: it no longer matches.
+/// writes `DIR/<id>.pem`. See [`DevCa::sign_csr`] for what is checked, and [`issue`] for the
+/// limit on valid certificates. A `DIR/<id>.key` left from an earlier issued certificate is
+/// removed: it does not match the new `<id>.pem`.
 pub fn sign_csr(dir: &Path, csr_pem: &str, id: &str, days: u32) -> Result<Issued, CertError> {
     validate_client_id(id)?;
     check_days(days)?;
     let ca = DevCa::load(dir)?;
     let mut index = Index::load(dir)?;
-    check_free(dir, &index, id)?;
+    let still_valid = check_room(dir, &index, id)?;
     let signed = ca.sign_csr(csr_pem, id, &ClientOptions::valid_for_days(days))?;
 
     let cert_path = client_cert_path(dir, id);
@@ -188,16 +199,21 @@ pub fn sign_csr(dir: &Path, csr_pem: &str, id: &str, days: u32) -> Result<Issued
         not_after: signed.not_after,
         cert_path,
         key_path: None,
+        still_valid,
     })
 }
 
-/// What [`revoke`] did.
+/// What [`revoke`] or [`revoke_serial`] did.
 #[derive(Clone, Debug)]
 pub struct Revocation {
     pub id: String,
     /// The serials revoked by this call; empty when `already_revoked`.
     pub serials: Vec<Serial>,
+    /// Nothing was left to revoke (the serial, or every certificate of the id, was revoked
+    /// before); the CRL was rewritten all the same.
     pub already_revoked: bool,
+    /// The client's certificates that are still valid after this call.
+    pub still_valid: Vec<CertEntry>,
     /// Every serial the new CRL lists.
     pub crl_entries: usize,
     pub crl_path: PathBuf,
@@ -207,10 +223,39 @@ pub struct Revocation {
 /// all revoked serials. Revoking an id whose certificates are all revoked already is not an
 /// error: it rewrites the CRL, which is how an operator refreshes it.
 pub fn revoke(dir: &Path, id: &str) -> Result<Revocation, CertError> {
+    revoke_matching(dir, id, None)
+}
+
+/// Revokes the one certificate of `id` with `serial` (the old one, once a renewal is
+/// deployed) and rewrites `DIR/ca.crl`; `id`'s other certificates stay valid. A serial that
+/// is not in the index, or that belongs to another client, is refused and nothing changes. A
+/// serial revoked already only refreshes the CRL, as in [`revoke`].
+pub fn revoke_serial(dir: &Path, id: &str, serial: &Serial) -> Result<Revocation, CertError> {
+    revoke_matching(dir, id, Some(serial))
+}
+
+fn revoke_matching(dir: &Path, id: &str, serial: Option<&Serial>) -> Result<Revocation, CertError> {
     validate_client_id(id)?;
     let ca = DevCa::load(dir)?;
     let mut index = Index::load(dir)?;
-    if !index.certs.iter().any(|c| c.id == id) {
+    if let Some(serial) = serial {
+        let owners = || index.certs.iter().filter(|c| c.serial == *serial);
+        if !owners().any(|c| c.id == id) {
+            return Err(match owners().next() {
+                Some(other) => CertError::SerialOfOther {
+                    dir: dir.to_owned(),
+                    id: id.to_owned(),
+                    owner: other.id.clone(),
+                    serial: serial.clone(),
+                },
+                None => CertError::UnknownSerial {
+                    dir: dir.to_owned(),
+                    id: id.to_owned(),
+                    serial: serial.clone(),
+                },
+            });
+        }
+    } else if !index.certs.iter().any(|c| c.id == id) {
         return Err(CertError::NotIssued {
             dir: dir.to_owned(),
             id: id.to_owned(),
@@ -221,7 +266,7 @@ pub fn revoke(dir: &Path, id: &str) -> Result<Revocation, CertError> {
     for entry in index
         .certs
         .iter_mut()
-        .filter(|c| c.id == id && c.revoked_at.is_none())
+        .filter(|c| c.id == id && c.revoked_at.is_none() && serial.is_none_or(|s| c.serial == *s))
     {
         entry.revoked_at = Some(now);
         serials.push(entry.serial.clone());
@@ -237,6 +282,7 @@ pub fn revoke(dir: &Path, id: &str) -> Result<Revocation, CertError> {
         id: id.to_owned(),
         already_revoked: serials.is_empty(),
         serials,
+        still_valid: index.valid_of(id, now),
         crl_entries: index
             .certs
             .iter()
@@ -292,6 +338,12 @@ impl fmt::Display for CertState {
 }
 
 impl CertEntry {
+    /// Whether the certificate counts against [`MAX_VALID_PER_CLIENT`]: neither revoked nor
+    /// expired. One not valid yet counts too: it soon will be.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && now <= self.not_after
+    }
+
     pub fn state(&self, now: OffsetDateTime) -> CertState {
         if self.revoked_at.is_some() {
             CertState::Revoked
@@ -312,17 +364,20 @@ fn check_days(days: u32) -> Result<(), CertError> {
     Ok(())
 }
 
-/// One live certificate per id: a second one would leave the first valid and forgotten.
-fn check_free(dir: &Path, index: &Index, id: &str) -> Result<(), CertError> {
-    if let Some(live) = index
-        .certs
-        .iter()
-        .find(|c| c.id == id && c.revoked_at.is_none())
-    {
-        return Err(CertError::AlreadyIssued {
+/// Room for one more certificate of `id`: fewer than [`MAX_VALID_PER_CLIENT`] valid ones
+/// (returned, soonest expiry first), and no stray `<id>.pem`/`<id>.key` of unknown origin.
+fn check_room(dir: &Path, index: &Index, id: &str) -> Result<Vec<CertEntry>, CertError> {
+    let valid = index.valid_of(id, now_secs());
+    if valid.len() >= MAX_VALID_PER_CLIENT {
+        let held: Vec<String> = valid
+            .iter()
+            .map(|c| format!("serial {} until {}", c.serial, rfc3339(c.not_after)))
+            .collect();
+        return Err(CertError::TooManyValid {
             dir: dir.to_owned(),
             id: id.to_owned(),
-            serial: live.serial.clone(),
+            held: held.join(", "),
+            oldest: valid[0].serial.clone(),
         });
     }
     let known = index.certs.iter().any(|c| c.id == id);
@@ -331,7 +386,7 @@ fn check_free(dir: &Path, index: &Index, id: &str) -> Result<(), CertError> {
             return Err(CertError::FileInTheWay { path });
         }
     }
-    Ok(())
+    Ok(valid)
 }
 
 /// `index.json`: what was issued and revoked, and the last CRL number.
@@ -453,6 +508,18 @@ impl Index {
         let mut json = serde_json::to_string_pretty(&file).unwrap_or_default();
         json.push('\n');
         json
+    }
+
+    /// `id`'s certificates that are neither revoked nor expired at `now`, soonest expiry first.
+    fn valid_of(&self, id: &str, now: OffsetDateTime) -> Vec<CertEntry> {
+        let mut valid: Vec<CertEntry> = self
+            .certs
+            .iter()
+            .filter(|c| c.id == id && c.is_live(now))
+            .cloned()
+            .collect();
+        valid.sort_by_key(|c| c.not_after);
+        valid
     }
 
     fn save(&self, dir: &Path) -> Result<(), CertError> {
@@ -693,10 +760,38 @@ mod tests {
             .collect();
         assert_eq!(before.len(), after.len());
 
-        issue(dir, "viettel", 30).unwrap();
+        let first = issue(dir, "viettel", 30).unwrap();
+        assert!(first.still_valid.is_empty());
+        // A renewal overlaps: the second certificate leaves the first valid.
+        let second = issue(dir, "viettel", 60).unwrap();
+        assert_eq!(second.still_valid.len(), 1);
+        assert_eq!(second.still_valid[0].serial, first.serial);
+        let index_before = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let pem_before = fs::read_to_string(dir.join("viettel.pem")).unwrap();
         let err = issue(dir, "viettel", 30).unwrap_err();
-        assert!(matches!(err, CertError::AlreadyIssued { .. }), "{err}");
-        assert!(err.to_string().contains("popgate certs revoke"));
+        assert!(matches!(err, CertError::TooManyValid { .. }), "{err}");
+        let msg = err.to_string();
+        // It names both serials, suggests revoking the one that expires first, and says why.
+        assert!(msg.contains(&first.serial.to_string()), "{msg}");
+        assert!(msg.contains(&second.serial.to_string()), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "popgate certs revoke --dir {} --id viettel --serial {}",
+                dir.display(),
+                first.serial
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("at most 2"), "{msg}");
+        assert!(!msg.contains('\n'));
+        assert_eq!(
+            fs::read_to_string(dir.join(INDEX_FILE)).unwrap(),
+            index_before
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("viettel.pem")).unwrap(),
+            pem_before
+        );
 
         fs::write(dir.join("stray.pem"), "not ours").unwrap();
         assert!(matches!(
@@ -831,10 +926,24 @@ mod tests {
         assert!(entries[0].from_csr);
         assert_eq!(entries[0].serial, issued.serial);
 
-        // One live certificate per id, whichever way it was made.
+        // Two valid certificates per id, whichever way they were made.
+        let renewal_key = KeyPair::generate().unwrap();
+        let renewed = sign_csr(dir, &csr(Some("mof-tax"), &renewal_key), "mof-tax", 90).unwrap();
+        assert_eq!(renewed.still_valid.len(), 1);
+        assert_eq!(renewed.still_valid[0].serial, issued.serial);
+        assert_eq!(
+            Serial::of_cert_pem(&fs::read_to_string(client_cert_path(dir, "mof-tax")).unwrap())
+                .unwrap(),
+            renewed.serial,
+            "<id>.pem holds the newest certificate"
+        );
         assert!(matches!(
             sign_csr(dir, &csr(Some("mof-tax"), &key), "mof-tax", 90),
-            Err(CertError::AlreadyIssued { .. })
+            Err(CertError::TooManyValid { .. })
+        ));
+        assert!(matches!(
+            issue(dir, "mof-tax", 90),
+            Err(CertError::TooManyValid { .. })
         ));
         // A refused CSR writes nothing.
         let before = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
@@ -847,6 +956,129 @@ mod tests {
         revoke(dir, "hanoi").unwrap();
         sign_csr(dir, &csr(Some("hanoi"), &key), "hanoi", 30).unwrap();
         assert!(!client_key_path(dir, "hanoi").exists());
+    }
+
+    /// Sets `serial`'s validity in the index, as if it had been issued long ago.
+    fn backdate(dir: &Path, serial: &Serial, not_after: OffsetDateTime) {
+        let mut index = Index::load(dir).unwrap();
+        for c in index.certs.iter_mut().filter(|c| c.serial == *serial) {
+            c.not_before = not_after - Duration::days(365);
+            c.not_after = not_after;
+        }
+        index.save(dir).unwrap();
+    }
+
+    #[test]
+    fn expired_and_revoked_certificates_leave_room_for_new_ones() {
+        let tmp = tempdir();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        let a = issue(dir, "viettel", 30).unwrap();
+        let b = issue(dir, "viettel", 30).unwrap();
+        assert!(matches!(
+            issue(dir, "viettel", 30),
+            Err(CertError::TooManyValid { .. })
+        ));
+        backdate(dir, &a.serial, now_secs() - Duration::days(1));
+        let c = issue(dir, "viettel", 30).unwrap();
+        assert_eq!(
+            c.still_valid.iter().map(|e| &e.serial).collect::<Vec<_>>(),
+            vec![&b.serial]
+        );
+        revoke_serial(dir, "viettel", &b.serial).unwrap();
+        issue(dir, "viettel", 30).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let states: Vec<CertState> = list(dir).unwrap().iter().map(|e| e.state(now)).collect();
+        assert_eq!(
+            states,
+            [
+                CertState::Expired,
+                CertState::Revoked,
+                CertState::Valid,
+                CertState::Valid
+            ]
+        );
+    }
+
+    #[test]
+    fn revoke_serial_revokes_that_one_and_refuses_serials_it_does_not_own() {
+        let tmp = tempdir();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        let old = issue(dir, "viettel", 30).unwrap();
+        let new = issue(dir, "viettel", 60).unwrap();
+        let vnpt = issue(dir, "vnpt", 30).unwrap();
+
+        let done = revoke_serial(dir, "viettel", &old.serial).unwrap();
+        assert_eq!(done.serials, vec![old.serial.clone()]);
+        assert!(!done.already_revoked);
+        assert_eq!(
+            done.still_valid
+                .iter()
+                .map(|e| &e.serial)
+                .collect::<Vec<_>>(),
+            vec![&new.serial]
+        );
+        assert_eq!(done.crl_entries, 1);
+        let now = OffsetDateTime::now_utc();
+        let state_of = |serial: &Serial| {
+            list(dir)
+                .unwrap()
+                .into_iter()
+                .find(|e| e.serial == *serial)
+                .unwrap()
+                .state(now)
+        };
+        assert_eq!(state_of(&old.serial), CertState::Revoked);
+        assert_eq!(state_of(&new.serial), CertState::Valid);
+
+        // Again: nothing to revoke, the CRL is refreshed.
+        let again = revoke_serial(dir, "viettel", &old.serial).unwrap();
+        assert!(again.already_revoked && again.serials.is_empty());
+        assert_eq!(again.crl_entries, 1);
+
+        // Refused, and nothing changes.
+        let index_before = fs::read_to_string(dir.join(INDEX_FILE)).unwrap();
+        let crl_before = fs::read_to_string(dir.join(CRL_FILE)).unwrap();
+        let err = revoke_serial(dir, "viettel", &vnpt.serial).unwrap_err();
+        assert!(matches!(err, CertError::SerialOfOther { .. }), "{err}");
+        assert!(err.to_string().contains("\"vnpt\""), "{err}");
+        let unknown: Serial = "40aa".parse().unwrap();
+        let err = revoke_serial(dir, "viettel", &unknown).unwrap_err();
+        assert!(matches!(err, CertError::UnknownSerial { .. }), "{err}");
+        assert!(err.to_string().contains("popgate certs list"), "{err}");
+        // A serial of nobody's, for an id with no certificate at all.
+        assert!(matches!(
+            revoke_serial(dir, "nobody", &unknown),
+            Err(CertError::UnknownSerial { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(dir.join(INDEX_FILE)).unwrap(),
+            index_before
+        );
+        assert_eq!(fs::read_to_string(dir.join(CRL_FILE)).unwrap(), crl_before);
+        assert_eq!(state_of(&vnpt.serial), CertState::Valid);
+    }
+
+    #[test]
+    fn revoke_by_id_revokes_every_valid_certificate_of_the_id() {
+        let tmp = tempdir();
+        let dir = tmp.path();
+        init(dir).unwrap();
+        let a = issue(dir, "viettel", 30).unwrap();
+        let b = issue(dir, "viettel", 60).unwrap();
+        issue(dir, "vnpt", 30).unwrap();
+        let done = revoke(dir, "viettel").unwrap();
+        assert_eq!(done.serials, vec![a.serial, b.serial]);
+        assert!(done.still_valid.is_empty());
+        assert_eq!(done.crl_entries, 2);
+        let now = OffsetDateTime::now_utc();
+        assert!(
+            list(dir)
+                .unwrap()
+                .iter()
+                .all(|e| (e.id == "viettel") == (e.state(now) == CertState::Revoked))
+        );
     }
 
     #[test]

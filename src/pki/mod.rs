@@ -7,9 +7,10 @@
 //!   them, [`Serial`] names them.
 //! - `csr.rs`: whether an agency's CSR may be signed (its signature, its key type and size,
 //!   its one CN).
-//! - `dir.rs`, **on disk**: [`init`], [`issue`], [`revoke`], [`sign_csr`], [`list`] over a
-//!   directory laid out as CONTRACT.md §2 says, plus `index.json`, the record of what was
-//!   issued and revoked from which every CRL is rebuilt.
+//! - `dir.rs`, **on disk**: [`init`], [`issue`], [`revoke`], [`revoke_serial`], [`sign_csr`],
+//!   [`list`] over a directory laid out as CONTRACT.md §2 says, plus `index.json`, the record of
+//!   what was issued and revoked from which every CRL is rebuilt. A client may hold
+//!   [`MAX_VALID_PER_CLIENT`] valid certificates at once, so that a renewal overlaps.
 //! - this file: [`CertError`], the file names, and what the others share (reading and
 //!   atomically writing files, whole-second UTC times).
 //!
@@ -29,7 +30,7 @@ mod test_support;
 pub use ca::{CertPair, ClientOptions, DevCa, RevokedCert, Serial, SignedCert};
 pub use dir::{
     CertEntry, CertState, Issued, Revocation, client_cert_path, client_key_path, init,
-    init_with_hosts, issue, list, revoke, sign_csr, validate_client_id,
+    init_with_hosts, issue, list, revoke, revoke_serial, sign_csr, validate_client_id,
 };
 
 use std::fs;
@@ -48,6 +49,10 @@ pub const DEFAULT_SERVER_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 pub const DEFAULT_DAYS: u32 = 365;
 /// Longest validity `issue` and `sign` accept: ten years is already far beyond good practice.
 pub const MAX_DAYS: u32 = 3650;
+/// Valid (neither revoked nor expired) certificates one client may hold at once: the one it
+/// runs on and its renewal, so that a renewal never stops an agency. A third is refused: it
+/// would only be a certificate someone forgot to revoke.
+pub const MAX_VALID_PER_CLIENT: usize = 2;
 
 /// File names inside a certificate directory (CONTRACT.md §2 "Files").
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -102,14 +107,19 @@ pub enum CertError {
     )]
     ReservedId { id: String },
     #[error(
-        "client {id:?} already has a certificate that is not revoked (serial {serial}); revoke it first with \
-         `popgate certs revoke --dir {dir} --id {id}`, then issue a new one",
+        "client {id:?} already has {MAX_VALID_PER_CLIENT} valid certificates ({held}): at most {MAX_VALID_PER_CLIENT} \
+         may be valid at once, the one deployed and its renewal, so that no forgotten certificate keeps \
+         working; revoke the one no longer in use with `popgate certs revoke --dir {dir} --id {id} --serial {oldest}`, \
+         then issue again",
         dir = dir.display()
     )]
-    AlreadyIssued {
+    TooManyValid {
         dir: PathBuf,
         id: String,
-        serial: Serial,
+        /// The valid certificates, as "serial S until T", soonest expiry first.
+        held: String,
+        /// The serial that expires first: the one a renewal replaces.
+        oldest: Serial,
     },
     #[error(
         "no certificate for client {id:?} in {index}; issue one with `popgate certs issue --dir {dir} --id {id}`",
@@ -117,6 +127,27 @@ pub enum CertError {
         dir = dir.display()
     )]
     NotIssued { dir: PathBuf, id: String },
+    #[error(
+        "no certificate with serial {serial} in {index}; `popgate certs list --dir {dir} --id {id}` shows the serials of {id:?}",
+        index = dir.join(INDEX_FILE).display(),
+        dir = dir.display()
+    )]
+    UnknownSerial {
+        dir: PathBuf,
+        id: String,
+        serial: Serial,
+    },
+    #[error(
+        "serial {serial} is a certificate of client {owner:?}, not of {id:?}: check --id and --serial \
+         (`popgate certs list --dir {dir} --id {id}` shows the serials of {id:?})",
+        dir = dir.display()
+    )]
+    SerialOfOther {
+        dir: PathBuf,
+        id: String,
+        owner: String,
+        serial: Serial,
+    },
     #[error("{} exists but is not recorded in {INDEX_FILE}: move it away or choose another id", path.display())]
     FileInTheWay { path: PathBuf },
     #[error(

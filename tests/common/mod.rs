@@ -16,7 +16,7 @@ use popgate::pb;
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
 use popgate::pb::operator_client::OperatorClient;
 use popgate::pb::registry_admin_client::RegistryAdminClient;
-use popgate::pki::{CertPair, ClientOptions, DevCa};
+use popgate::pki::{CertPair, ClientOptions, DevCa, Serial};
 use popgate::server::Server;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -251,10 +251,16 @@ impl TestGateway {
     /// and reloads.
     pub fn revoke(&self, ids: &[&str]) -> Result<(), popgate::server::ReloadError> {
         let serials: Vec<_> = ids.iter().map(|id| self.cert(id).serial).collect();
+        self.revoke_serials(&serials)
+    }
+
+    /// Rewrites the CRL to revoke exactly `serials` (e.g. the old certificate of a renewal)
+    /// and reloads.
+    pub fn revoke_serials(&self, serials: &[Serial]) -> Result<(), popgate::server::ReloadError> {
         let crl = self
             .ca
             .crl(
-                &serials,
+                serials,
                 time::OffsetDateTime::now_utc() + time::Duration::days(7),
             )
             .expect("CRL");
@@ -296,6 +302,25 @@ impl TestGateway {
                     .expect("client cert")
             })
             .clone()
+    }
+
+    /// Another certificate for client `id`, as a renewal makes: [`TestGateway::cert`] goes on
+    /// returning the first one.
+    pub fn renewal(&self, id: &str, opts: &ClientOptions) -> CertPair {
+        self.ca.client_cert(id, opts).expect("client cert")
+    }
+
+    /// A new mTLS connection with the certificate `pair` (whose CN names the client).
+    pub async fn channel_with(
+        &self,
+        pair: &CertPair,
+    ) -> Result<Channel, popgate::client::ClientError> {
+        let tls = ClientTls {
+            ca_pem: self.ca.cert_pem().to_owned(),
+            cert_pem: pair.cert_pem.clone(),
+            key_pem: pair.key_pem.clone(),
+        };
+        connect(&self.addr.to_string(), "localhost", &tls).await
     }
 
     pub fn tls_for(&self, id: &str) -> ClientTls {

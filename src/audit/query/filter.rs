@@ -116,6 +116,9 @@ pub struct Filter {
     pub method: Option<String>,
     /// The purpose as sent, exactly.
     pub purpose: Option<String>,
+    /// The fingerprint of the certificate that made the call (`cert_sha256`, lowercase hex),
+    /// exactly: which of a client's certificates is still in use during a renewal.
+    pub cert_sha256: Option<String>,
     pub outcome: Option<Outcome>,
 }
 
@@ -138,6 +141,10 @@ impl Filter {
                 .is_none_or(|c| r.citizen_id.as_deref() == Some(c))
             && self.method.as_deref().is_none_or(|m| *r.method == *m)
             && self.purpose.as_deref().is_none_or(|p| *r.purpose == *p)
+            && self
+                .cert_sha256
+                .as_deref()
+                .is_none_or(|c| *r.cert_sha256 == *c)
             && self.outcome.is_none_or(|o| r.outcome == o)
     }
 
@@ -151,6 +158,7 @@ impl Filter {
             ("citizen_id", &self.citizen),
             ("method", &self.method),
             ("purpose", &self.purpose),
+            ("cert_sha256", &self.cert_sha256),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| key_needle(k, v)))

@@ -6,7 +6,7 @@
 //! same JSON lines) needs only a new [`Source`] and no change to the rest:
 //!
 //! - what to do with records, knowing nothing of files: the [`Filter`] (validated [`Bound`]s
-//!   and a [`TimeRange`], client, citizen, method, purpose, outcome) and its cheap line test,
+//!   and a [`TimeRange`], client, citizen, method, purpose, certificate, outcome) and its cheap line test,
 //!   the [`Fold`] contract, and the aggregations built on it ([`Stats`] and [`Counts`], the
 //!   [`Report`] of a citizen's accesses, a [`Page`] of the newest matches);
 //! - where the lines come from: [`Source::fold`], which reads parts of a log on several

@@ -22,7 +22,10 @@ fn event(i: u64) -> AuditEvent {
     };
     AuditEvent {
         client: CLIENTS[(i % 3) as usize].into(),
-        cert_sha256: "cd".repeat(32).into(),
+        // A client renewing its certificate: two fingerprints for one client id.
+        cert_sha256: if i.is_multiple_of(6) { "ab" } else { "cd" }
+            .repeat(32)
+            .into(),
         peer: "10.0.0.1:5000".into(),
         method: if i.is_multiple_of(2) {
             "Lookup"
@@ -209,6 +212,21 @@ fn filters_select_what_a_plain_scan_selects() {
         ),
         (
             Filter {
+                client: Some("viettel".into()),
+                cert_sha256: Some("ab".repeat(32)),
+                ..Filter::default()
+            },
+            Box::new(|r| &*r.client == "viettel" && *r.cert_sha256 == *"ab".repeat(32)),
+        ),
+        (
+            Filter {
+                cert_sha256: Some("cd".repeat(32)),
+                ..Filter::default()
+            },
+            Box::new(|r| *r.cert_sha256 == *"cd".repeat(32)),
+        ),
+        (
+            Filter {
                 client: Some("nobody".into()),
                 ..Filter::default()
             },
@@ -281,6 +299,15 @@ fn needles_are_spelled_as_the_writer_spells_values() {
     assert_eq!(query_seqs(&log, &both, None), vec![3]);
     both.citizen = Some("079200000002".into());
     assert!(query_seqs(&log, &both, None).is_empty());
+    let cert = Filter {
+        cert_sha256: Some("ab".repeat(32)),
+        ..Filter::default()
+    };
+    assert_eq!(
+        cert.needles(),
+        vec![format!("\"cert_sha256\":\"{}\"", "ab".repeat(32))]
+    );
+    assert_eq!(query_seqs(&log, &cert, None), Vec::<u64>::new());
     // Without string filters, every line is parsed.
     assert!(Filter::default().needles().is_empty());
     assert!(Matcher::new(&Filter::default()).may_match(b"anything"));
