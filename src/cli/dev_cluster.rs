@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -95,6 +96,8 @@ pub fn run(dir: &Path, nodes: usize) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     });
+    // The nodes' background tasks end with their runtime, before the database they watch.
+    runtime.shutdown_timeout(Duration::from_secs(5));
     drop(pg);
     result?;
     Ok(ExitCode::SUCCESS)
@@ -115,9 +118,8 @@ fn print_next_steps(dir: &Path, nodes: usize) {
         ));
     }
     out.push_str(&format!(
-        "A write on one node is what every node answers next:\n  \
-         popgate-bench … or any gRPC client against 127.0.0.1:{FIRST_PORT}; GetStats says which node answered\n\
-         The database: psql -h 127.0.0.1 -p {PG_PORT} -U postgres popgate\n"
+        "Any node answers any call, and a write on one is what every node answers next\n\
+         (GetStats says which node answered). The database: psql -h 127.0.0.1 -p {PG_PORT} -U postgres popgate\n"
     ));
     println!("{out}");
 }
