@@ -53,6 +53,8 @@ pub struct Metrics {
     audit_healthy: IntGauge,
     store_healthy: IntGauge,
     pub audit_fsync: HistogramVec,
+    /// A cluster write's wait, after its commit, for the other nodes' caches.
+    pub write_wait: Histogram,
     pub audit_queue: IntGauge,
     pub cache_entries: IntGauge,
     pub store_records: IntGauge,
@@ -282,8 +284,16 @@ impl Metrics {
                     "popgate_audit_fsync_seconds",
                     "Duration of audit log syncs.",
                 )
-                .buckets(latency_buckets),
+                .buckets(latency_buckets.clone()),
                 &[],
+            )
+            .expect("static metric definition"),
+            write_wait: Histogram::with_opts(
+                HistogramOpts::new(
+                    "popgate_cluster_write_wait_seconds",
+                    "A PutCitizen's wait after its commit until every other node holding a lease has dropped the old version (or its lease ran out).",
+                )
+                .buckets(latency_buckets),
             )
             .expect("static metric definition"),
             audit_queue: IntGauge::new(
@@ -353,6 +363,7 @@ impl Metrics {
             Box::new(m.audit_healthy.clone()),
             Box::new(m.store_healthy.clone()),
             Box::new(m.audit_fsync.clone()),
+            Box::new(m.write_wait.clone()),
             Box::new(m.audit_queue.clone()),
             Box::new(m.cache_entries.clone()),
             Box::new(m.store_records.clone()),

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::{AuditConfig, Config, StoreBackend};
 use crate::limits::RateBackend;
 use crate::limits::local::LocalRates;
+use crate::metrics::Metrics;
 use crate::store::postgres::{self, DbUrl, NodeConfig, PgLoader};
 use crate::store::{Loader, SledStore, Store, StoreError};
 
@@ -25,15 +26,19 @@ pub struct Backends {
     pub rates: Arc<dyn RateBackend>,
 }
 
-/// Opens the backends `config` names, on `clock`; `on_sync` is told each audit sync's time;
-/// `cache` is the node's reuse cache, which a shared store's other writers invalidate.
+/// Opens the backends `config` names, on `clock`, reporting to `metrics`; `cache` is the
+/// node's reuse cache, which a shared store's other writers invalidate.
 pub async fn open(
     config: &Config,
     clock: &Clock,
-    on_sync: Option<SyncObserver>,
+    metrics: &Metrics,
     cache: &Arc<ReuseCache>,
 ) -> Result<Backends, ServerError> {
-    let (store, loader) = open_store(config, cache).await?;
+    let (store, loader) = open_store(config, cache, metrics).await?;
+    let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
+    let on_sync = Some(SyncObserver(Arc::new(move |took| {
+        fsync.observe(took.as_secs_f64())
+    })));
     let mut options = audit_options(&config.audit, clock);
     options.on_sync = on_sync;
     let audit = AuditLog::open(options).map_err(|source| ServerError::Audit {
@@ -52,7 +57,11 @@ pub async fn open(
 
 type Opened = (Arc<dyn Store>, Arc<dyn Loader>);
 
-async fn open_store(config: &Config, cache: &Arc<ReuseCache>) -> Result<Opened, ServerError> {
+async fn open_store(
+    config: &Config,
+    cache: &Arc<ReuseCache>,
+    metrics: &Metrics,
+) -> Result<Opened, ServerError> {
     match config.store.backend {
         StoreBackend::Sled => {
             let sled = Arc::new(SledStore::open_with_cache(
@@ -70,9 +79,11 @@ async fn open_store(config: &Config, cache: &Arc<ReuseCache>) -> Result<Opened, 
             let cluster = config.cluster.as_ref().ok_or_else(|| {
                 ServerError::Store(StoreError::Unavailable("[cluster] is missing".into()))
             })?;
+            let wait = metrics.write_wait.clone();
             let node = NodeConfig {
                 node_id: cluster.node_id.clone(),
                 lease: Duration::from_millis(cluster.lease_ms),
+                on_write_wait: Some(Arc::new(move |d| wait.observe(d.as_secs_f64()))),
             };
             let store = postgres::open(&url, node, cache.clone()).await?;
             let loader = PgLoader::open(&url, false)?;

@@ -93,15 +93,12 @@ impl Server {
             })?;
         }
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
-        let on_sync =
-            crate::audit::SyncObserver(Arc::new(move |took| fsync.observe(took.as_secs_f64())));
         let cache = Arc::new(ReuseCache::new(
             config.cache.capacity,
             Duration::from_secs(config.cache.ttl_secs),
             clock.clone(),
         ));
-        let b = backends::open(&config, &clock, Some(on_sync), &cache).await?;
+        let b = backends::open(&config, &clock, &metrics, &cache).await?;
         let gateway = Arc::new(Gateway::new(Parts {
             policy: Policy::new(&config, tls.revoked.clone()),
             store: b.store,

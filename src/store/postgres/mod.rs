@@ -46,15 +46,20 @@ const WRITERS: usize = 2;
 /// `GetStats.records` may be this old (the contract allows 5 s).
 const COUNT_FRESH: Duration = Duration::from_secs(2);
 
+/// Told how long each write waited for the other nodes' caches.
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Where this node stands in the cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeConfig {
     pub node_id: String,
     /// How long this node may serve from its cache without hearing from the database.
     pub lease: Duration,
+    pub on_write_wait: Option<WaitObserver>,
 }
 
 pub struct PgStore {
+    on_write_wait: Option<WaitObserver>,
     readers: Readers,
     writers: Writers,
     coherence: Arc<Coherence>,
@@ -89,6 +94,7 @@ pub async fn open(
     tokio::spawn(coherence.clone().run(listen));
     tracing::info!(database = %db.describe(), node = %node.node_id, "population store in PostgreSQL");
     Ok(PgStore {
+        on_write_wait: node.on_write_wait.clone(),
         readers: Readers::start(&db, READERS),
         writers: Writers::new(&db, WRITERS),
         coherence,
@@ -230,6 +236,7 @@ impl Store for PgStore {
         };
         // Committed: visible to every read of the database from here on. Before answering,
         // every other node's cache must have dropped the old version (`coherence`).
+        let committed = Instant::now();
         match self.live_nodes().await {
             Ok(live) => self.coherence.await_acks(seq, live).await,
             Err(e) => {
@@ -237,6 +244,9 @@ impl Store for PgStore {
                 tracing::warn!(error = %e, "cannot read the cluster's leases: waiting one lease");
                 tokio::time::sleep(self.coherence.lease()).await;
             }
+        }
+        if let Some(observe) = &self.on_write_wait {
+            observe(committed.elapsed());
         }
         if record.version == 1 {
             // One more citizen: count again next time.
