@@ -16,8 +16,8 @@ use popgate::clock::Clock;
 use popgate::fields::Field;
 use popgate::grpc::convert;
 use popgate::id::{CitizenId, IdSex};
+use popgate::limits::Limits;
 use popgate::limits::local::{LocalRate, LocalRates};
-use popgate::limits::{Limits, Rate};
 use popgate::matching::{Mode, normalize, text_matches};
 use popgate::store::{Loader, SledStore, Store};
 

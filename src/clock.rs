@@ -90,6 +90,11 @@ impl Clock {
         (Clock(Source::Manual(m.clone())), m)
     }
 
+    /// Whether this is a test's manual clock (then every node of a test shares it).
+    pub fn is_manual(&self) -> bool {
+        matches!(self.0, Source::Manual(_))
+    }
+
     pub fn now(&self) -> Tick {
         match &self.0 {
             Source::System { clock, origin } => Tick(nanos(clock.now().duration_since(*origin))),

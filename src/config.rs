@@ -226,6 +226,9 @@ pub struct LimitsConfig {
     /// The largest request message accepted.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Redis (`redis://host:port`) keeping every client's rate for all the nodes of a
+    /// cluster together; absent: each node limits on its own.
+    pub shared_url: Option<String>,
 }
 
 fn default_max_in_flight() -> usize {
@@ -248,6 +251,7 @@ impl Default for LimitsConfig {
             max_connections: default_max_connections(),
             max_streams_per_connection: default_max_streams(),
             max_message_bytes: default_max_message_bytes(),
+            shared_url: None,
         }
     }
 }
@@ -441,6 +445,15 @@ impl Config {
                 "limits.max_message_bytes",
                 "must be between 1024 and 16777216",
             ));
+        }
+        if let Some(url) = &self.limits.shared_url {
+            let ok = url.starts_with("redis://") || url.starts_with("rediss://");
+            if !ok || redis::Client::open(url.as_str()).is_err() {
+                return Err(invalid(
+                    "limits.shared_url",
+                    format!("{url:?} is not a Redis URL: redis://HOST:PORT[/DB]"),
+                ));
+            }
         }
         let mut seen = HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {

@@ -69,6 +69,9 @@ pub struct Metrics {
     client_certs: RwLock<HashMap<Arc<str>, Arc<SeenCert>>>,
     pub in_flight: IntGauge,
     connections: IntGauge,
+    shared_degraded: IntGauge,
+    shared_calls: IntCounter,
+    cluster_nodes: IntGauge,
     build_info: IntGaugeVec,
     /// `latency` by method, resolved on first use.
     latency_of: [OnceLock<Histogram>; Method::ALL.len()],
@@ -170,6 +173,12 @@ impl SeenCert {
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
     pub connections: usize,
+    /// `Some` with shared rate limits: whether they are degraded to per-node shares.
+    pub shared_limits_degraded: Option<bool>,
+    /// Calls made to the shared limits' store.
+    pub shared_limit_calls: u64,
+    /// `Some` in a cluster: the nodes holding a lease, this one included.
+    pub cluster_nodes: Option<usize>,
     pub store_records: u64,
     pub store_healthy: bool,
     pub cache_entries: u64,
@@ -338,6 +347,21 @@ impl Metrics {
                 "Client connections open now (at most [limits] max_connections).",
             )
             .expect("static metric definition"),
+            shared_degraded: IntGauge::new(
+                "popgate_shared_limits_degraded",
+                "1 while the shared rate limits (Redis) cannot be reached and this node admits its share of each rate by itself.",
+            )
+            .expect("static metric definition"),
+            cluster_nodes: IntGauge::new(
+                "popgate_cluster_nodes",
+                "Nodes of the cluster holding a cache lease, this one included, as of its last renewal.",
+            )
+            .expect("static metric definition"),
+            shared_calls: IntCounter::new(
+                "popgate_shared_limit_calls_total",
+                "Leases of tokens asked of the shared rate limits (Redis).",
+            )
+            .expect("static metric definition"),
             build_info: IntGaugeVec::new(
                 Opts::new(
                     "popgate_build_info",
@@ -372,6 +396,9 @@ impl Metrics {
             Box::new(m.client_cert_expiry_days.clone()),
             Box::new(m.in_flight.clone()),
             Box::new(m.connections.clone()),
+            Box::new(m.shared_degraded.clone()),
+            Box::new(m.shared_calls.clone()),
+            Box::new(m.cluster_nodes.clone()),
             Box::new(m.build_info.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
@@ -522,6 +549,17 @@ impl Metrics {
         }
         self.in_flight.set(gauges.in_flight as i64);
         self.connections.set(gauges.connections as i64);
+        if let Some(n) = gauges.cluster_nodes {
+            self.cluster_nodes.set(n as i64);
+        }
+        if let Some(d) = gauges.shared_limits_degraded {
+            self.shared_degraded.set(i64::from(d));
+        }
+        self.shared_calls.inc_by(
+            gauges
+                .shared_limit_calls
+                .saturating_sub(self.shared_calls.get()),
+        );
         let audit = &gauges.audit;
         self.audit_records.set(audit.head_seq as i64);
         self.audit_queue.set(audit.queued as i64);

@@ -33,10 +33,7 @@ pub fn run(dir: &Path, nodes: usize) -> anyhow::Result<ExitCode> {
     let url = DbUrl::parse(&url_text).map_err(|e| anyhow::anyhow!(e))?;
     let loader = PgLoader::open(&url, true).context("the dev database")?;
     if loader.count()? == 0 {
-        tracing::info!(
-            count = super::dev::DEV_CITIZENS,
-            "seeding the dev database"
-        );
+        tracing::info!(count = super::dev::DEV_CITIZENS, "seeding the dev database");
         let plan = synth::SeedPlan::new(super::dev::DEV_CITIZENS, super::dev::DEV_SEED);
         synth::seed_store(&loader, &plan, |_| {})?;
     }
@@ -162,9 +159,7 @@ struct DevPostgres {
 impl DevPostgres {
     fn start(root: &Path) -> anyhow::Result<DevPostgres> {
         if !Path::new(PG_BIN).join("initdb").is_file() {
-            bail!(
-                "the dev cluster needs PostgreSQL 15's server: apt-get install postgresql-15"
-            );
+            bail!("the dev cluster needs PostgreSQL 15's server: apt-get install postgresql-15");
         }
         let data = root.join("data");
         std::fs::create_dir_all(root)?;

@@ -315,6 +315,12 @@ impl Gateway {
         self.store.health()
     }
 
+    /// How many nodes the cluster has now, as this node's store sees it; `None` for a single
+    /// node.
+    pub fn cluster_members(&self) -> Option<watch::Receiver<usize>> {
+        self.store.members()
+    }
+
     /// This node's id in a cluster; empty for a single node.
     pub fn node_id(&self) -> &str {
         &self.node_id
@@ -409,7 +415,7 @@ impl Gateway {
         // Refusals are rate limited too, or a caller could write audit records as fast as it
         // can send: a known client's own limiter, one shared limiter for unknown names. Past
         // it the refusal is still refused, and counted into an aggregated record.
-        if limit.try_acquire().is_err() {
+        if limit.admit().await.is_err() {
             limit.note_refused(method, &peer);
             self.count(&metrics, &call, Outcome::RateLimited);
             return Err(err);
@@ -469,7 +475,8 @@ impl Gateway {
             Admission::Unary => {
                 caller
                     .limit
-                    .try_acquire()
+                    .admit()
+                    .await
                     .map_err(|retry_after| Error::RateLimited {
                         client: caller.client.id.to_string(),
                         retry_after,
@@ -600,8 +607,12 @@ impl Gateway {
     /// The gauges of one metrics scrape and the text exposition; `connections` is what the
     /// transport has open.
     pub async fn render_metrics(&self, connections: usize) -> String {
+        let rates = self.limits.backend();
         let gauges = Gauges {
             connections,
+            shared_limits_degraded: rates.degraded().map(|d| *d.borrow()),
+            cluster_nodes: self.store.members().map(|m| *m.borrow()),
+            shared_limit_calls: rates.remote_calls(),
             store_records: self.store.count().await.unwrap_or(0),
             store_healthy: *self.store_health.borrow(),
             cache_entries: self.cache.entry_count(),

@@ -31,11 +31,19 @@ impl LocalRate {
     }
 }
 
-impl Rate for LocalRate {
-    fn try_acquire(&self) -> Result<(), Duration> {
+impl LocalRate {
+    /// Takes one unit now, or says how long until there is one.
+    pub fn try_acquire(&self) -> Result<(), Duration> {
         self.limiter
             .check()
             .map_err(|not_until| not_until.wait_time_from(governor::clock::Clock::now(&self.clock)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Rate for LocalRate {
+    async fn admit(&self) -> Result<(), Duration> {
+        self.try_acquire()
     }
 }
 

@@ -12,6 +12,7 @@
 //! until they time out: queued work is memory the process cannot bound.
 
 pub mod local;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
@@ -26,14 +28,27 @@ use crate::identity::Peer;
 use crate::policy::{Client, Method, Policy};
 
 /// One client's rate, wherever its state is kept.
+#[async_trait]
 pub trait Rate: Send + Sync {
-    /// Takes one unit of capacity now, or says how long until there is one.
-    fn try_acquire(&self) -> Result<(), Duration>;
+    /// Takes one unit of capacity now, or says how long until there is one. Answers at once
+    /// but for a shared rate whose local share ran out, which may ask for more first.
+    async fn admit(&self) -> Result<(), Duration>;
 }
 
 /// Where the clients' rates are kept: makes one client's [`Rate`].
 pub trait RateBackend: Send + Sync {
     fn rate(&self, client: &str, rate_per_sec: u32, burst: u32) -> Arc<dyn Rate>;
+
+    /// For a shared backend: `true` while it cannot reach its store and each node limits on
+    /// its own. `None` for a backend that is never shared.
+    fn degraded(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
+
+    /// For metrics: calls made to a shared backend's store so far.
+    fn remote_calls(&self) -> u64 {
+        0
+    }
 }
 
 /// One client's rate and its pending count of refused calls, for the aggregated audit record
@@ -58,13 +73,13 @@ impl ClientLimit {
     }
 
     /// Takes one unit of capacity now, or says how long until there is one.
-    pub fn try_acquire(&self) -> Result<(), Duration> {
-        self.rate.try_acquire()
+    pub async fn admit(&self) -> Result<(), Duration> {
+        self.rate.admit().await
     }
 
     /// Waits on `clock` until one unit of capacity is free and takes it.
     pub async fn acquire(&self, clock: &Clock) {
-        while let Err(wait) = self.try_acquire() {
+        while let Err(wait) = self.admit().await {
             clock.sleep(wait.max(Duration::from_micros(50))).await;
         }
     }
@@ -146,6 +161,11 @@ impl Limits {
     /// The limiter of a configured client.
     pub fn client(&self, id: &str) -> Option<Arc<ClientLimit>> {
         self.clients.load().get(id).cloned()
+    }
+
+    /// Where the rates are kept, for metrics.
+    pub fn backend(&self) -> &Arc<dyn RateBackend> {
+        &self.backend
     }
 
     /// The limiter shared by unknown certificate names.

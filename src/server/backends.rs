@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::{AuditConfig, Config, StoreBackend};
 use crate::limits::RateBackend;
 use crate::limits::local::LocalRates;
+use crate::limits::shared::{Membership, SharedRates};
 use crate::metrics::Metrics;
 use crate::store::postgres::{self, DbUrl, NodeConfig, PgLoader};
 use crate::store::{Loader, SledStore, Store, StoreError};
@@ -34,7 +35,7 @@ pub async fn open(
     metrics: &Metrics,
     cache: &Arc<ReuseCache>,
 ) -> Result<Backends, ServerError> {
-    let (store, loader) = open_store(config, cache, metrics).await?;
+    let (store, loader, members) = open_store(config, cache, metrics).await?;
     let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
     let on_sync = Some(SyncObserver(Arc::new(move |took| {
         fsync.observe(took.as_secs_f64())
@@ -49,13 +50,19 @@ pub async fn open(
         store,
         loader,
         audit: Arc::new(audit),
-        rates: Arc::new(LocalRates {
-            clock: clock.clone(),
-        }),
+        rates: match &config.limits.shared_url {
+            None => Arc::new(LocalRates {
+                clock: clock.clone(),
+            }),
+            Some(url) => Arc::new(
+                SharedRates::new(url, clock.clone(), members)
+                    .map_err(|e| ServerError::Limits(format!("limits.shared_url: {e}")))?,
+            ),
+        },
     })
 }
 
-type Opened = (Arc<dyn Store>, Arc<dyn Loader>);
+type Opened = (Arc<dyn Store>, Arc<dyn Loader>, Membership);
 
 async fn open_store(
     config: &Config,
@@ -72,7 +79,8 @@ async fn open_store(
                 cache_mib = config.store.cache_mib,
                 "population store opened"
             );
-            Ok((sled.clone(), sled))
+            // One node: its share of a rate is the whole of it.
+            Ok((sled.clone(), sled, Arc::new(|| 1)))
         }
         StoreBackend::Postgres => {
             let url = db_url(config)?;
@@ -87,7 +95,9 @@ async fn open_store(
             };
             let store = postgres::open(&url, node, cache.clone()).await?;
             let loader = PgLoader::open(&url, false)?;
-            Ok((Arc::new(store), Arc::new(loader)))
+            let count = store.members().expect("a shared store knows its members");
+            let members: Membership = Arc::new(move || *count.borrow());
+            Ok((Arc::new(store), Arc::new(loader), members))
         }
     }
 }

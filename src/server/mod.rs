@@ -54,6 +54,8 @@ pub enum ServerError {
     },
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    #[error("{0}")]
+    Limits(String),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

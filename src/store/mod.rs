@@ -101,6 +101,11 @@ pub trait Store: Send + Sync + 'static {
     fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
         None
     }
+
+    /// For a store shared by the nodes of a cluster: how many nodes are in it now.
+    fn members(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
+        None
+    }
 }
 
 /// Bulk loading for seeding: many records at once, made durable by [`Loader::flush`].

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,9 @@ pub struct Options {
     /// Run every timer of the gateway on a manual clock the test advances
     /// ([`TestGateway::clock`]), instead of the system's.
     pub manual_clock: bool,
+    /// As `manual_clock`, on a clock shared with other gateways of the test (nodes of one
+    /// cluster).
+    pub shared_clock: Option<(Clock, Arc<ManualClock>)>,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             store_toml: "path = \"data/population\"\n".into(),
             revoked: Vec::new(),
             manual_clock: false,
+            shared_clock: None,
         }
     }
 }
@@ -193,12 +198,13 @@ impl TestGateway {
             .await
             .expect("bind metrics");
         let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
-        let (clock, manual) = match opts.manual_clock {
-            true => {
+        let (clock, manual) = match (opts.shared_clock, opts.manual_clock) {
+            (Some((c, m)), _) => (c, Some(m)),
+            (None, true) => {
                 let (c, m) = Clock::manual();
                 (c, Some(m))
             }
-            false => (Clock::system(), None),
+            (None, false) => (Clock::system(), None),
         };
         let server = Server::build_with_clock(config, clock)
             .await
@@ -533,17 +539,35 @@ pub fn cluster_options(url: &str, node_id: &str, lease_ms: u64) -> Options {
 impl TestCluster {
     /// `n` nodes named `gw-1` … `gw-n`, each holding its cache lease when this returns.
     pub async fn start(n: usize, lease_ms: u64) -> TestCluster {
+        Self::start_with(n, lease_ms, Options::default).await
+    }
+
+    /// As [`TestCluster::start`], each node's options from `opts` (its store and cluster keys
+    /// are set here).
+    pub async fn start_with(n: usize, lease_ms: u64, opts: impl Fn() -> Options) -> TestCluster {
         let pg = pg::TestPostgres::start();
         let ca = DevCa::generate().expect("CA");
         let mut nodes = Vec::new();
         for i in 1..=n {
             let dir = tempfile::tempdir().expect("temp dir");
             let ca = DevCa::from_pem(ca.cert_pem(), ca.key_pem()).expect("CA");
-            let opts = cluster_options(&pg.url(), &format!("gw-{i}"), lease_ms);
-            nodes.push(TestGateway::start_in(dir, Some(ca), opts).await);
+            let node = cluster_options(&pg.url(), &format!("gw-{i}"), lease_ms);
+            let mut o = opts();
+            o.store_toml = node.store_toml;
+            o.extra_toml = format!("{}{}", o.extra_toml, node.extra_toml);
+            nodes.push(TestGateway::start_in(dir, Some(ca), o).await);
         }
         for node in &nodes {
             node.lease_held(true).await;
+            // Every node counts every other among the cluster's members.
+            let mut members = node.gateway.cluster_members().expect("a cluster node");
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                members.wait_for(|m| *m == n),
+            )
+            .await
+            .expect("every node sees the whole cluster")
+            .expect("the store is gone");
         }
         TestCluster {
             pg,

@@ -62,6 +62,8 @@ pub struct Coherence {
     origin: Instant,
     /// `true` while the lease is held (for health).
     held: watch::Sender<bool>,
+    /// Nodes holding a lease, this one included, as of the last renewal.
+    live: watch::Sender<usize>,
     acks: Mutex<Acks>,
 }
 
@@ -87,6 +89,7 @@ impl Coherence {
             deadline: AtomicU64::new(0),
             origin: Instant::now(),
             held: watch::Sender::new(false),
+            live: watch::Sender::new(1),
             acks: Mutex::new(Acks::default()),
         })
     }
@@ -111,6 +114,11 @@ impl Coherence {
 
     pub fn lease(&self) -> Duration {
         self.lease
+    }
+
+    /// How many nodes hold a lease, this one included (at least 1), as it changes.
+    pub fn members(&self) -> watch::Receiver<usize> {
+        self.live.subscribe()
     }
 
     /// Stops serving from the cache and forgets it.
@@ -154,11 +162,16 @@ impl Coherence {
             .batch_execute(&format!("LISTEN {CHANGES}; LISTEN {ACKS}"))
             .await
             .map_err(unavailable)?;
+        // The renewal also counts the other nodes holding a lease (the cluster's membership,
+        // for the shares of rates when Redis is unreachable).
         let renew = client
             .prepare(
-                "INSERT INTO nodes (node_id, lease_until, started_at)
-                 VALUES ($1, now() + $2 * interval '1 millisecond', now())
-                 ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+                "WITH renewed AS (
+                     INSERT INTO nodes (node_id, lease_until, started_at)
+                     VALUES ($1, now() + $2 * interval '1 millisecond', now())
+                     ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
+                     RETURNING node_id)
+                 SELECT 1 + (SELECT count(*) FROM nodes WHERE lease_until > now() AND node_id <> $1)",
             )
             .await
             .map_err(unavailable)?;
@@ -180,10 +193,15 @@ impl Coherence {
             tokio::select! {
                 _ = tick.tick() => {
                     let sent = self.now();
-                    tokio::time::timeout(every, client.execute(&renew, &[&self.node, &lease_ms]))
+                    let row = tokio::time::timeout(every, client.query_one(&renew, &[&self.node, &lease_ms]))
                         .await
                         .map_err(|_| StoreError::Unavailable("lease renewal timed out".into()))?
                         .map_err(unavailable)?;
+                    let live: i64 = row.get(0);
+                    self.live.send_if_modified(|n| {
+                        let new = live.max(1) as usize;
+                        std::mem::replace(n, new) != new
+                    });
                     // What the database sent before answering is in the channel now: apply it
                     // before extending the deadline (the module docs, rule 3).
                     while let Ok(n) = conn.notifications.try_recv() {

@@ -294,4 +294,8 @@ impl Store for PgStore {
     fn health(&self) -> Option<watch::Receiver<bool>> {
         Some(self.coherence.held())
     }
+
+    fn members(&self) -> Option<watch::Receiver<usize>> {
+        Some(self.coherence.members())
+    }
 }
