@@ -141,10 +141,24 @@ fn default_store_cache_mib() -> u64 {
 /// When an audit record counts as written (`[audit] durability`).
 pub use crate::audit::Durability;
 
+/// Where the audit log is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditBackend {
+    /// JSON Lines files in `dir` on this node's disk.
+    #[default]
+    File,
+    /// The store's PostgreSQL: a record is committed there before the answer leaves.
+    Postgres,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// Folder of the JSON Lines files (created if missing).
+    #[serde(default)]
+    pub backend: AuditBackend,
+    /// file: the folder of the JSON Lines files (created if missing).
+    #[serde(default)]
     pub dir: PathBuf,
     #[serde(default = "default_durability")]
     pub durability: Durability,
@@ -373,7 +387,9 @@ impl Config {
         if let Some(p) = &mut self.store.path {
             join(p);
         }
-        join(&mut self.audit.dir);
+        if !self.audit.dir.as_os_str().is_empty() {
+            join(&mut self.audit.dir);
+        }
         if let Some(k) = &mut self.audit.signing_key {
             join(k);
         }
@@ -416,6 +432,7 @@ impl Config {
             ));
         }
         self.validate_store()?;
+        self.validate_audit_backend()?;
         if !(16..=crate::store::sled::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
             return Err(invalid(
                 "store.cache_mib",
@@ -472,6 +489,20 @@ impl Config {
 impl Config {
     /// The store's keys for its backend, and `[cluster]` where one is needed. The database is
     /// not reached: a URL is checked for form only.
+    fn validate_audit_backend(&self) -> Result<(), ConfigError> {
+        match self.audit.backend {
+            AuditBackend::File if self.audit.dir.as_os_str().is_empty() => Err(invalid(
+                "audit.dir",
+                "missing: the folder of the audit files (or backend = \"postgres\" with a PostgreSQL store)",
+            )),
+            AuditBackend::Postgres if self.store.backend != StoreBackend::Postgres => Err(invalid(
+                "audit.backend",
+                "\"postgres\" keeps the audit log in the store's database: it needs [store] backend = \"postgres\"",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn validate_store(&self) -> Result<(), ConfigError> {
         match self.store.backend {
             StoreBackend::Sled => {

@@ -32,6 +32,8 @@
 //! - [`pki`]: the dev CA, server and client certificates (two valid per client while a renewal
 //!   overlaps), CRLs, CSR signing; it only issues.
 //! - [`registry`]: validation of the records written with PutCitizen.
+//! - [`pg`]: reaching PostgreSQL (URL, TLS, connections, the schema), for the store and the
+//!   audit log of a cluster.
 //!
 //! Underneath:
 //! - [`citizen`]: a citizen's record as the domain holds it (not the wire message).
@@ -64,6 +66,7 @@ pub mod identity;
 pub mod limits;
 pub mod matching;
 pub mod metrics;
+pub mod pg;
 pub mod pki;
 pub mod policy;
 pub mod registry;

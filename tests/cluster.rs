@@ -232,3 +232,74 @@ async fn nodes_fail_closed_while_the_database_is_down_and_recover_when_it_is_bac
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_audit_log_in_the_database_every_answer_has_its_committed_record() {
+    let c = TestCluster::start_with(2, LEASE_MS, || common::Options {
+        audit_toml: "backend = \"postgres\"\ndurability = \"sync\"\ncheckpoint_every = 5\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let created = write(a, "Nguyễn Văn An", 0).await.unwrap();
+    let mut seqs = vec![("gw-1", created.audit_seq)];
+    for i in 0..12 {
+        let node = [a, b][i % 2];
+        let r = read(node).await.unwrap();
+        seqs.push((["gw-1", "gw-2"][i % 2], r.audit_seq));
+    }
+    // Each answer's audit_seq names a committed row of its node's chain.
+    for (node, seq) in &seqs {
+        let rec = c.pg.psql(&format!(
+            "SELECT record FROM audit_log WHERE node = '{node}' AND seq = {seq}"
+        ));
+        let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+        assert_eq!(v["seq"], *seq);
+        assert_eq!(v["node"], *node);
+        assert_eq!(v["outcome"], "ok");
+    }
+    // Each node's chain runs 1, 2, 3 … on its own, and a checkpoint every 5 records.
+    for node in ["gw-1", "gw-2"] {
+        let n: u64 =
+            c.pg.psql(&format!(
+                "SELECT count(*) FROM audit_log WHERE node = '{node}'"
+            ))
+            .parse()
+            .unwrap();
+        let max: u64 =
+            c.pg.psql(&format!(
+                "SELECT max(seq) FROM audit_log WHERE node = '{node}'"
+            ))
+            .parse()
+            .unwrap();
+        assert_eq!(n, max, "{node}: a gap");
+    }
+    assert!(nonempty(
+        &c.pg.psql("SELECT count(*) FROM audit_checkpoints")
+    ));
+    // Nothing on the nodes' disks.
+    assert!(!a.audit_dir().exists() || std::fs::read_dir(a.audit_dir()).unwrap().next().is_none());
+    // The database gone: no answer without its record.
+    c.pg.stop_server("immediate");
+    b.health_becomes(ServingStatus::NotServing).await;
+    let e = read(b).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    c.pg.start_server();
+    b.lease_held(true).await;
+    b.health_becomes(ServingStatus::Serving).await;
+    let after = read(b).await.unwrap();
+    let max_b: u64 =
+        c.pg.psql("SELECT max(seq) FROM audit_log WHERE node = 'gw-2'")
+            .parse()
+            .unwrap();
+    assert_eq!(after.audit_seq, max_b);
+    let count_b: u64 =
+        c.pg.psql("SELECT count(*) FROM audit_log WHERE node = 'gw-2'")
+            .parse()
+            .unwrap();
+    assert_eq!(count_b, max_b, "gw-2's chain has a gap after the restart");
+}
+
+fn nonempty(count: &str) -> bool {
+    count.parse::<u64>().is_ok_and(|n| n > 0)
+}

@@ -85,6 +85,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod database;
 pub mod query;
 pub mod record;
 pub(crate) mod recovery;

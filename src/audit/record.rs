@@ -209,9 +209,26 @@ pub fn encode(
     ev: &AuditEvent,
     prev: &[u8; 32],
 ) -> [u8; 32] {
+    encode_for(out, None, seq, ts_us, ev, prev)
+}
+
+/// As [`encode`], for the chain of a cluster node: `node` comes right after `seq` (each node
+/// keeps a chain of its own; CONTRACT §6).
+pub fn encode_for(
+    out: &mut Vec<u8>,
+    node: Option<&str>,
+    seq: u64,
+    ts_us: u64,
+    ev: &AuditEvent,
+    prev: &[u8; 32],
+) -> [u8; 32] {
     let start = out.len();
     out.extend_from_slice(b"{\"seq\":");
     push_u64(out, seq);
+    if let Some(node) = node {
+        out.extend_from_slice(b",\"node\":");
+        push_json_str(out, node);
+    }
     out.extend_from_slice(b",\"ts\":\"");
     push_ts(out, ts_us);
     out.extend_from_slice(b"\",\"client\":");
@@ -335,6 +352,9 @@ pub struct Record<'a> {
     pub prev: Str<'a>,
     #[serde(borrow)]
     pub hash: Str<'a>,
+    /// The node whose chain holds the record (a cluster's database log); absent in a file.
+    #[serde(borrow, default)]
+    pub node: Option<Str<'a>>,
 }
 
 impl<'a> Record<'a> {
@@ -443,6 +463,12 @@ mod fast {
         let mut p = P { s, i: 0 };
         p.lit("{\"seq\":")?;
         let seq = p.u64()?;
+        let node = if p.peek(",\"node\":") {
+            p.lit(",\"node\":")?;
+            Some(p.string()?)
+        } else {
+            None
+        };
         p.lit(",\"ts\":")?;
         let ts = p.string()?;
         p.lit(",\"client\":")?;
@@ -516,6 +542,7 @@ mod fast {
             reason,
             prev,
             hash,
+            node,
         })
     }
 }
@@ -599,6 +626,26 @@ mod tests {
             (Some(40), Outcome::RateLimited, 40)
         );
         assert!(matches!(r.client.0, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_cluster_node_names_itself_in_its_records() {
+        let mut out = Vec::new();
+        let h = encode_for(&mut out, Some("gw-2"), 9, 1, &event(), &chain::GENESIS);
+        let line = &out[..out.len() - 1];
+        assert!(line.starts_with(b"{\"seq\":9,\"node\":\"gw-2\",\"ts\":"));
+        assert_eq!(chain::verify_line(line), Some(h));
+        let r = Record::parse(line).unwrap();
+        assert_eq!(r.node.as_deref(), Some("gw-2"));
+        assert!(
+            matches!(r.client.0, Cow::Borrowed(_)),
+            "the fast path took it"
+        );
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(v["node"], "gw-2");
+        out.clear();
+        encode(&mut out, 9, 1, &event(), &chain::GENESIS);
+        assert_eq!(Record::parse(&out).unwrap().node, None);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::checkpoint::Signer;
+use crate::audit::database::{DbAuditLog, DbAuditOptions};
 use crate::audit::{AuditLog, AuditOptions, AuditSink, SyncObserver};
 use crate::cache::ReuseCache;
 use crate::clock::Clock;
-use crate::config::{AuditConfig, Config, StoreBackend};
+use crate::config::{AuditBackend, AuditConfig, Config, StoreBackend};
 use crate::limits::RateBackend;
 use crate::limits::local::LocalRates;
 use crate::limits::shared::{Membership, SharedRates};
@@ -40,16 +42,55 @@ pub async fn open(
     let on_sync = Some(SyncObserver(Arc::new(move |took| {
         fsync.observe(took.as_secs_f64())
     })));
-    let mut options = audit_options(&config.audit, clock);
-    options.on_sync = on_sync;
-    let audit = AuditLog::open(options).map_err(|source| ServerError::Audit {
-        dir: config.audit.dir.display().to_string(),
-        source,
-    })?;
+    let audit: Arc<dyn AuditSink> = match config.audit.backend {
+        AuditBackend::File => {
+            let mut options = audit_options(&config.audit, clock);
+            options.on_sync = on_sync;
+            Arc::new(
+                AuditLog::open(options).map_err(|source| ServerError::Audit {
+                    dir: config.audit.dir.display().to_string(),
+                    source,
+                })?,
+            )
+        }
+        AuditBackend::Postgres => {
+            let url = db_url(config)?;
+            let node = config.node_id().to_owned();
+            let db = url
+                .connector(&format!("popgate-{node}-audit"))
+                .map_err(|e| ServerError::Store(StoreError::Unavailable(e)))?;
+            let signer = config
+                .audit
+                .signing_key
+                .as_deref()
+                .map(Signer::from_pem_file)
+                .transpose()
+                .map_err(|source| ServerError::Audit {
+                    dir: "audit.signing_key".into(),
+                    source,
+                })?;
+            let opts = DbAuditOptions {
+                node,
+                durability: config.audit.durability,
+                checkpoint_every: config.audit.checkpoint_every,
+                checkpoint_secs: config.audit.checkpoint_secs,
+                signer,
+                clock: clock.clone(),
+            };
+            Arc::new(
+                DbAuditLog::open(db, opts)
+                    .await
+                    .map_err(|source| ServerError::Audit {
+                        dir: "the database (audit_log)".into(),
+                        source,
+                    })?,
+            )
+        }
+    };
     Ok(Backends {
         store,
         loader,
-        audit: Arc::new(audit),
+        audit,
         rates: match &config.limits.shared_url {
             None => Arc::new(LocalRates {
                 clock: clock.clone(),

@@ -86,7 +86,9 @@ impl Server {
         // Citizens' records and the access log are for the gateway's user alone, whatever the
         // umask; folders that already exist keep the modes their operator gave them.
         let sled = config.store.path.as_deref();
-        for (key, dir) in [("store.path", sled), ("audit.dir", Some(&config.audit.dir))] {
+        let audit_dir = (config.audit.backend == crate::config::AuditBackend::File)
+            .then_some(config.audit.dir.as_path());
+        for (key, dir) in [("store.path", sled), ("audit.dir", audit_dir)] {
             let Some(dir) = dir else { continue };
             create_private_dir(dir).map_err(|source| ServerError::Dir {
                 key,

@@ -41,6 +41,7 @@ pub fn owned(r: &Record<'_>) -> Record<'static> {
         reason: r.reason.as_ref().map(own),
         prev: own(&r.prev),
         hash: own(&r.hash),
+        node: r.node.as_ref().map(own),
     }
 }
 

@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio_postgres::{Client, Notification};
 
-use super::db::{Backoff, Db, unavailable};
 use crate::cache::ReuseCache;
 use crate::id::CitizenId;
+use crate::pg::{Backoff, Db, unavailable};
 use crate::store::StoreError;
 
 /// Completes when the connection behind `rx` has ended.

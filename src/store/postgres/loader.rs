@@ -16,9 +16,8 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-use super::db::{Db, DbUrl, unavailable};
-use super::schema::{self, SchemaError};
 use crate::citizen::Citizen;
+use crate::pg::{Db, DbUrl, SchemaError, schema, unavailable};
 use crate::store::{Loader, StoreError, encoding};
 
 pub struct PgLoader {

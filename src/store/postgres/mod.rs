@@ -1,13 +1,10 @@
 //! The population store in PostgreSQL, shared by every gateway node of a cluster
 //! (`[store] backend = "postgres"`).
 //!
-//! - `db`: the URL, TLS, connections that come back by themselves; reads pipelined on a few
-//!   shared connections with prepared statements, writes on a few of their own.
-//! - `schema`: versioned migrations and the tables.
+//! Connections and the schema are `crate::pg`'s. Here:
 //! - `coherence`: the cache lease and the commit-driven invalidation that keep every node's
 //!   reuse cache from answering with an older version once a write has returned.
 //! - `loader`: seeding with `COPY`.
-//! - `tls`: rustls (ring) for the database connection.
 //!
 //! A write is one transaction: the id's advisory lock (so two nodes writing one citizen take
 //! turns, creates included), the current version read, the compare decided here, the audit
@@ -16,10 +13,7 @@
 //! second sees the first's version and gets `VersionMismatch`.
 
 mod coherence;
-mod db;
 mod loader;
-pub mod schema;
-mod tls;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,16 +21,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-pub use db::DbUrl;
+pub use crate::pg::{DbUrl, Migrated, SchemaError};
 pub use loader::PgLoader;
-pub use schema::{Migrated, SchemaError};
 
 use self::coherence::Coherence;
-use self::db::{Readers, Writers, unavailable};
 use super::{BeforeCommit, PutOutcome, Store, StoreError, encoding};
 use crate::cache::ReuseCache;
 use crate::citizen::Citizen;
 use crate::id::CitizenId;
+use crate::pg::{Readers, Writers, schema, unavailable};
 use crate::registry;
 
 /// Read connections shared by every call; each pipelines many queries at once.

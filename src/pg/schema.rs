@@ -14,7 +14,12 @@
 //! - `counters(change_seq, citizens)`: the last seq and the number of citizens, kept by the
 //!   writes, so counting never scans.
 //! - `nodes(node_id, lease_until, started_at)`: each gateway's lease on serving from its
-//!   cache, renewed on its notification connection (`coherence`).
+//!   cache, renewed on its notification connection (`store::postgres::coherence`).
+//! - `audit_log(node, seq, record, ts, citizen_id)` (migration 2): with `[audit] backend =
+//!   "postgres"`, each node's hash-chained records; `record` is the JSON line exactly as the
+//!   file log would hold it (plus its `node` key), `ts` and `citizen_id` copied out of it for
+//!   the indexes of queries and access reports. `audit_checkpoints(node, seq, line)`: each
+//!   node's signed checkpoints, lines as in `checkpoints.jsonl`.
 
 use tokio_postgres::Client;
 
@@ -22,7 +27,8 @@ use super::db::unavailable;
 use crate::store::StoreError;
 
 /// Migration `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE citizens (
     id bigint PRIMARY KEY,
     version bigint NOT NULL,
@@ -49,7 +55,26 @@ CREATE TABLE nodes (
     lease_until timestamptz NOT NULL,
     started_at timestamptz NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE audit_log (
+    node text NOT NULL,
+    seq bigint NOT NULL,
+    record text NOT NULL,
+    ts timestamptz NOT NULL,
+    citizen_id text,
+    PRIMARY KEY (node, seq)
+);
+CREATE INDEX audit_log_citizen ON audit_log (citizen_id, ts) WHERE citizen_id IS NOT NULL;
+CREATE INDEX audit_log_ts ON audit_log (ts);
+CREATE TABLE audit_checkpoints (
+    node text NOT NULL,
+    seq bigint NOT NULL,
+    line text NOT NULL,
+    PRIMARY KEY (node, seq)
+);
+"#,
+];
 
 /// The schema version this binary writes and reads.
 pub const LATEST: i32 = MIGRATIONS.len() as i32;

@@ -135,7 +135,7 @@ pub struct Connection {
     pub ended: watch::Receiver<bool>,
 }
 
-pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
