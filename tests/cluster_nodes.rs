@@ -35,16 +35,7 @@ async fn a_node_killed_with_minus_9_holds_up_no_one_for_longer_than_its_lease() 
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     put(a, "Nguyễn Văn An", 0).await;
     // A third node, a process of its own, with the same certificates and database.
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["ca.pem", "server.pem", "server.key", "ca.crl"] {
-        std::fs::copy(a.path(f), dir.path().join(f)).unwrap();
-    }
-    let text = std::fs::read_to_string(a.path("popgate.toml"))
-        .unwrap()
-        .replace("node_id = \"gw-1\"", "node_id = \"gw-3\"");
-    let config = dir.path().join("popgate.toml");
-    std::fs::write(&config, text).unwrap();
-    let (mut child, addr) = common::spawn_serve(&config);
+    let (mut child, addr, _dir) = c.spawn_node("gw-3");
     let mut third = IdentityGatewayClient::new(
         popgate::client::connect(&addr, "localhost", &a.tls_for("ministry"))
             .await
@@ -89,7 +80,7 @@ fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("migrated from version 0 to 1"), "{said}");
+    assert!(said.contains("migrated from version 0 to 2"), "{said}");
     let again = popgate()
         .args(["db", "migrate", "--url", &pg.url()])
         .output()
@@ -104,7 +95,7 @@ fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("version 99, newer than this popgate knows (1)"),
+        err.contains("version 99, newer than this popgate knows (2)"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

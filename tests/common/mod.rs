@@ -546,12 +546,25 @@ impl TestCluster {
     /// are set here).
     pub async fn start_with(n: usize, lease_ms: u64, opts: impl Fn() -> Options) -> TestCluster {
         let pg = pg::TestPostgres::start();
+        let url = pg.url();
+        Self::start_over(pg, &url, n, lease_ms, opts).await
+    }
+
+    /// As [`TestCluster::start_with`], over `pg` reached by `url` (a multi-host URL naming
+    /// a standby too, say).
+    pub async fn start_over(
+        pg: pg::TestPostgres,
+        url: &str,
+        n: usize,
+        lease_ms: u64,
+        opts: impl Fn() -> Options,
+    ) -> TestCluster {
         let ca = DevCa::generate().expect("CA");
         let mut nodes = Vec::new();
         for i in 1..=n {
             let dir = tempfile::tempdir().expect("temp dir");
             let ca = DevCa::from_pem(ca.cert_pem(), ca.key_pem()).expect("CA");
-            let node = cluster_options(&pg.url(), &format!("gw-{i}"), lease_ms);
+            let node = cluster_options(url, &format!("gw-{i}"), lease_ms);
             let mut o = opts();
             o.store_toml = node.store_toml;
             o.extra_toml = format!("{}{}", o.extra_toml, node.extra_toml);
@@ -574,6 +587,26 @@ impl TestCluster {
             nodes,
             lease_ms,
         }
+    }
+}
+
+impl TestCluster {
+    /// Another node, `node_id`, as a process of its own (`popgate serve`) with the first
+    /// node's configuration and certificates, so that a test can kill it with -9. Returns the
+    /// process and its address; the temporary directory lives as long as the process matters.
+    pub fn spawn_node(&self, node_id: &str) -> (Reaped, String, tempfile::TempDir) {
+        let first = &self.nodes[0];
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["ca.pem", "server.pem", "server.key", "ca.crl"] {
+            std::fs::copy(first.path(f), dir.path().join(f)).expect("copy a certificate");
+        }
+        let text = std::fs::read_to_string(first.path("popgate.toml"))
+            .expect("the first node's configuration")
+            .replace("node_id = \"gw-1\"", &format!("node_id = \"{node_id}\""));
+        let config = dir.path().join("popgate.toml");
+        write(&config, &text);
+        let (child, addr) = spawn_serve(&config);
+        (child, addr, dir)
     }
 }
 

@@ -64,17 +64,7 @@ impl TestPostgres {
             .prefix("popgate-pg-")
             .tempdir()
             .expect("temp dir");
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "cannot give the test database's directory to the postgres user"
-            );
-        }
+        give_to_postgres(dir.path());
         let data = dir.path().join("data");
         let out = run(
             &bin.join("initdb"),
@@ -255,6 +245,115 @@ impl TestPostgres {
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{signal} {pid}");
+    }
+}
+
+impl TestPostgres {
+    /// A streaming standby of this server, named `name`, in a directory of its own
+    /// (`pg_basebackup -R`), running on a port of its own; this server then waits for it at
+    /// every commit (`synchronous_standby_names`), so a commit acknowledged here is on the
+    /// standby too. Returns once the standby streams synchronously.
+    pub fn standby(&self, name: &str) -> TestPostgres {
+        let dir = tempfile::Builder::new()
+            .prefix("popgate-pg-standby-")
+            .tempdir()
+            .expect("temp dir");
+        give_to_postgres(dir.path());
+        let data = dir.path().join("data");
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={name}",
+            self.port
+        );
+        let out = run(
+            &self.bin.join("pg_basebackup"),
+            &[
+                "-d",
+                &conninfo,
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let standby = TestPostgres {
+            dir,
+            port: free_port(),
+            bin: self.bin.clone(),
+        };
+        standby.start_server();
+        self.psql(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{name}'"
+        ));
+        self.psql("SELECT pg_reload_conf()");
+        self.wait_for(
+            &format!(
+                "SELECT count(*) FROM pg_stat_replication \
+                 WHERE application_name = '{name}' AND sync_state = 'sync' AND state = 'streaming'"
+            ),
+            "1",
+        );
+        standby
+    }
+
+    /// Makes this standby the primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub fn promote(&self) {
+        let out = run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-w", "promote"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl promote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.wait_for("SELECT pg_is_in_recovery()", "f");
+    }
+
+    /// The process of this standby that receives the primary's WAL.
+    pub fn wal_receiver_pid(&self) -> u32 {
+        self.psql("SELECT pid FROM pg_stat_wal_receiver")
+            .parse()
+            .expect("the standby receives no WAL")
+    }
+
+    /// Polls `sql` until it prints `want` (the server's own progress, which no clock of the
+    /// test's controls), for at most 30 s.
+    pub fn wait_for(&self, sql: &str, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let got = self.psql(sql);
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}: still {got}, not {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// As root, hands `dir` to the `postgres` user, who alone may run the server.
+fn give_to_postgres(dir: &Path) {
+    if is_root() {
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot give the test database's directory to the postgres user"
+        );
     }
 }
 
