@@ -590,7 +590,82 @@ pub fn reuse_rate(requests: u64, reused: u64) -> f64 {
     }
 }
 
+/// A histogram's counts at one moment, for a benchmark to report (p50/p99 to the resolution of
+/// the buckets).
+#[derive(Debug, Clone, Default)]
+pub struct HistogramSnapshot {
+    pub count: u64,
+    pub sum_secs: f64,
+    /// (upper bound in seconds, observations at or below it), ascending.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl HistogramSnapshot {
+    fn of(h: &Histogram) -> HistogramSnapshot {
+        use prometheus::core::Collector;
+        let mut snap = HistogramSnapshot::default();
+        for family in h.collect() {
+            for m in family.get_metric() {
+                let h = m.get_histogram();
+                snap.count += h.get_sample_count();
+                snap.sum_secs += h.get_sample_sum();
+                snap.buckets = h
+                    .get_bucket()
+                    .iter()
+                    .map(|b| (b.upper_bound(), b.cumulative_count()))
+                    .collect();
+            }
+        }
+        snap
+    }
+
+    /// Adds another histogram of the same buckets (another node's).
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        self.count += other.count;
+        self.sum_secs += other.sum_secs;
+        if self.buckets.is_empty() {
+            self.buckets = other.buckets.clone();
+        } else {
+            for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+                mine.1 += theirs.1;
+            }
+        }
+    }
+
+    /// The counts since `earlier`, a snapshot of the same histogram.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            count: self.count.saturating_sub(earlier.count),
+            sum_secs: self.sum_secs - earlier.sum_secs,
+            buckets: self
+                .buckets
+                .iter()
+                .zip(earlier.buckets.iter().chain(std::iter::repeat(&(0.0, 0))))
+                .map(|(a, b)| (a.0, a.1.saturating_sub(b.1)))
+                .collect(),
+        }
+    }
+
+    /// The upper bound of the bucket that holds quantile `q` (0..1); `None` when empty or
+    /// beyond the last bucket.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let want = (q * self.count as f64).ceil() as u64;
+        self.buckets
+            .iter()
+            .find(|(_, n)| *n >= want.max(1))
+            .map(|(bound, _)| *bound)
+    }
+}
+
 impl Metrics {
+    /// The writes' waits for the other nodes' caches so far.
+    pub fn write_wait_snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot::of(&self.write_wait)
+    }
+
     /// Records when the watched certificates expire; days left are computed at each scrape.
     pub fn set_certificates(&self, not_after: Vec<(&'static str, i64)>) {
         *self

@@ -28,8 +28,8 @@ pub fn run(dir: &Path, nodes: usize) -> anyhow::Result<ExitCode> {
         bail!("--nodes: between 1 and 9");
     }
     let base = Config::load(&super::dev::prepare(dir)?)?;
-    let pg = DevPostgres::start(&std::fs::canonicalize(dir)?.join("cluster/pg"))?;
-    let url_text = format!("postgresql://postgres@127.0.0.1:{PG_PORT}/popgate");
+    let pg = DevPostgres::start(&std::fs::canonicalize(dir)?.join("cluster/pg"), PG_PORT)?;
+    let url_text = pg.url();
     let url = DbUrl::parse(&url_text).map_err(|e| anyhow::anyhow!(e))?;
     let loader = PgLoader::open(&url, true).context("the dev database")?;
     if loader.count()? == 0 {
@@ -151,13 +151,17 @@ fn check(what: &str, out: std::io::Result<std::process::Output>) -> anyhow::Resu
     Ok(())
 }
 
-/// The dev database, stopped when dropped.
-struct DevPostgres {
+/// A throwaway PostgreSQL 15 with a database `popgate`, in `root` on 127.0.0.1:`port`, stopped
+/// when dropped. The dev cluster's database, and the benchmark's (`popgate-bench --store
+/// postgres`) when it is given none.
+pub struct DevPostgres {
     data: PathBuf,
+    port: u16,
 }
 
 impl DevPostgres {
-    fn start(root: &Path) -> anyhow::Result<DevPostgres> {
+    /// Starts it, creating it on first use; a later start reuses what `root` holds.
+    pub fn start(root: &Path, port: u16) -> anyhow::Result<DevPostgres> {
         if !Path::new(PG_BIN).join("initdb").is_file() {
             bail!("the dev cluster needs PostgreSQL 15's server: apt-get install postgresql-15");
         }
@@ -184,7 +188,7 @@ impl DevPostgres {
             .context("the postgres user must be able to reach --dir")?;
         }
         let options = format!(
-            "-p {PG_PORT} -k {} -c listen_addresses=127.0.0.1",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
             root.display()
         );
         check(
@@ -197,14 +201,14 @@ impl DevPostgres {
                 .args(["-w", "start"])
                 .output(),
         )?;
-        let pg = DevPostgres { data };
+        let pg = DevPostgres { data, port };
         // The database, made once.
         let exists = pg_command("psql")
             .args([
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &PG_PORT.to_string(),
+                &port.to_string(),
                 "-U",
                 "postgres",
                 "-Atc",
@@ -220,7 +224,7 @@ impl DevPostgres {
                         "-h",
                         "127.0.0.1",
                         "-p",
-                        &PG_PORT.to_string(),
+                        &port.to_string(),
                         "-U",
                         "postgres",
                         "-c",
@@ -229,8 +233,13 @@ impl DevPostgres {
                     .output(),
             )?;
         }
-        tracing::info!(port = PG_PORT, "dev database running");
+        tracing::info!(port, "dev database running");
         Ok(pg)
+    }
+
+    /// The URL of its database `popgate`.
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/popgate", self.port)
     }
 }
 

@@ -9,7 +9,7 @@ mod check_config;
 mod client;
 mod db;
 mod dev;
-mod dev_cluster;
+pub mod dev_cluster;
 mod render;
 mod seed;
 mod serve;

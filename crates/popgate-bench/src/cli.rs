@@ -108,6 +108,42 @@ pub struct BenchArgs {
     #[arg(long)]
     server_threads: Option<usize>,
 
+    /// --dev: the population store. `postgres` uses --pg-url, or a throwaway PostgreSQL 15
+    /// in the bench directory (Debian's postgresql-15).
+    #[arg(long, value_enum, default_value_t = StoreArg::Sled)]
+    store: StoreArg,
+    /// --dev: the PostgreSQL database of --store postgres, seeded on first use (empty, or
+    /// holding the population of --citizens and --seed).
+    #[arg(long, value_name = "URL")]
+    pg_url: Option<String>,
+    /// --dev, over PostgreSQL: where the audit log is written.
+    #[arg(long, value_enum, default_value_t = AuditBackendArg::File)]
+    audit_backend: AuditBackendArg,
+    /// --dev, over PostgreSQL: gateway nodes sharing the database; the connections are
+    /// spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
+    /// --dev, over PostgreSQL: per-client rates shared by the nodes through this Redis, or a
+    /// throwaway redis-server when no URL is given.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    shared_limits: Option<String>,
+    /// --dev, over PostgreSQL: also run `pgbench -S -M prepared` against the same database
+    /// in the same run, PostgreSQL's own ceiling for point reads on this machine.
+    #[arg(long)]
+    pgbench: bool,
+    /// PutCitizen calls (as the registry) instead of Lookups and Verifies: each creates a
+    /// citizen not in the store yet.
+    #[arg(long, conflicts_with = "bulk")]
+    writes: bool,
+
+    /// --dev: the same load on one node over sled, then on one over PostgreSQL.
+    #[arg(long, requires = "dev", group = "scenario")]
+    compare_store: bool,
+    /// --dev: the same load on one node over PostgreSQL with the file audit, then with the
+    /// audit log in the database.
+    #[arg(long, requires = "dev", group = "scenario")]
+    compare_audit_backend: bool,
+
     /// --dev: the same load against a bare tonic + rustls mTLS server with a fixed reply,
     /// then against the gateway; prints both and their ratio.
     #[arg(long, requires = "dev", group = "scenario")]
@@ -166,6 +202,18 @@ pub struct BenchArgs {
 enum ServeArg {
     Baseline,
     Gateway,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreArg {
+    Sled,
+    Postgres,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuditBackendArg {
+    File,
+    Postgres,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -251,6 +299,15 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             dir: args.dir.clone(),
             client_threads: (args.client_threads > 0).then_some(args.client_threads),
             server_threads: args.server_threads,
+            store: match args.store {
+                StoreArg::Sled => crate::StoreChoice::Sled,
+                StoreArg::Postgres => crate::StoreChoice::Postgres,
+            },
+            pg_url: args.pg_url.clone(),
+            audit_in_db: matches!(args.audit_backend, AuditBackendArg::Postgres),
+            nodes: usize::from(args.nodes),
+            shared_limits: args.shared_limits.clone(),
+            pgbench: args.pgbench,
         })
     } else {
         let (Some(addr), Some(ca)) = (&args.addr, &args.ca) else {
@@ -280,6 +337,10 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Scenario::CompareCache
     } else if let Some(n) = args.compare_citizens {
         Scenario::CompareCitizens(n)
+    } else if args.compare_store {
+        Scenario::CompareStore
+    } else if args.compare_audit_backend {
+        Scenario::CompareAuditBackend
     } else if let Some(rate) = args.isolation {
         Scenario::Isolation { client_rate: rate }
     } else {
@@ -303,6 +364,9 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             purpose: args.purpose.clone(),
             read_mask: args.fields.clone(),
             bulk: args.bulk,
+            writes: args
+                .writes
+                .then(|| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0))),
         },
         warmup: args.warmup,
         duration: args.duration,

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod keys;
 pub mod load;
 pub mod report;
+mod servers;
 pub mod target;
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ use popgate::config::Durability;
 
 use load::{LoadSpec, Pace, Tally, Workload};
 use report::{CacheFootprint, Comparison, CpuFigures, PhaseReport, Report};
-use target::{BenchClient, BenchDir, FixedAnswers, GatewaySettings, Running};
+use target::{BenchClient, BenchDir, FixedAnswers, GatewaySettings, Running, StoreKind, StoreRef};
 
 /// Why a benchmark could not run.
 #[derive(Debug, Error)]
@@ -85,6 +86,28 @@ pub struct DevOptions {
     pub client_threads: Option<usize>,
     /// Worker threads of the server's runtime (default: the cores).
     pub server_threads: Option<usize>,
+    /// The population store of the gateway (and of the other side's, where a scenario does
+    /// not choose it).
+    pub store: StoreChoice,
+    /// The PostgreSQL database of the stages over PostgreSQL; `None`: a throwaway one in the
+    /// bench directory.
+    pub pg_url: Option<String>,
+    /// Over PostgreSQL: the audit log in the database too.
+    pub audit_in_db: bool,
+    /// Over PostgreSQL: this many gateway nodes, the connections spread over them.
+    pub nodes: usize,
+    /// Per-client rates shared by the nodes through Redis: this one, or with `Some("")` a
+    /// throwaway `redis-server`.
+    pub shared_limits: Option<String>,
+    /// Also run `pgbench -S -M prepared` against the database, in the same run.
+    pub pgbench: bool,
+}
+
+/// The store of `--store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice {
+    Sled,
+    Postgres,
 }
 
 /// A two-sided scenario, or a single load.
@@ -103,6 +126,10 @@ pub enum Scenario {
     Isolation {
         client_rate: u32,
     },
+    /// One node over sled, then one over PostgreSQL.
+    CompareStore,
+    /// One node over PostgreSQL with the file audit, then with the audit in the database.
+    CompareAuditBackend,
 }
 
 /// Everything a run needs.
@@ -257,6 +284,44 @@ impl Options {
         if self.workload.citizens == 0 {
             return Err(BenchError::Usage("--citizens must be at least 1".into()));
         }
+        if let Target::Dev(dev) = &self.target {
+            let over_pg = dev.store == StoreChoice::Postgres
+                || matches!(
+                    self.scenario,
+                    Scenario::CompareStore | Scenario::CompareAuditBackend
+                );
+            if dev.nodes == 0 || (dev.nodes > 1 && !over_pg) {
+                return Err(BenchError::Usage(
+                    "--nodes above 1 shares one database: add --store postgres".into(),
+                ));
+            }
+            if dev.nodes > 1
+                && matches!(
+                    self.scenario,
+                    Scenario::CompareStore | Scenario::CompareAuditBackend | Scenario::Baseline
+                )
+            {
+                return Err(BenchError::Usage(
+                    "--compare-store, --compare-audit-backend and --baseline compare single nodes: drop --nodes".into(),
+                ));
+            }
+            if !over_pg && (dev.audit_in_db || dev.shared_limits.is_some() || dev.pgbench) {
+                return Err(BenchError::Usage(
+                    "--audit-backend postgres, --shared-limits and --pgbench need a database: add --store postgres".into(),
+                ));
+            }
+            if matches!(self.scenario, Scenario::CompareCitizens(_)) && over_pg {
+                return Err(BenchError::Usage(
+                    "--compare-citizens seeds two stores of different sizes: use the sled store"
+                        .into(),
+                ));
+            }
+            if self.workload.writes.is_some() && self.workload.bulk {
+                return Err(BenchError::Usage(
+                    "give --writes or --bulk, not both".into(),
+                ));
+            }
+        }
         if let Pace::Open { rate } = self.pace
             && rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
         {
@@ -342,6 +407,7 @@ fn run_remote(
         phases: vec![phase],
         comparisons: Vec::new(),
         cache_footprint: None,
+        pgbench: None,
     })
 }
 
@@ -400,6 +466,50 @@ fn progress_bar(show: bool, total: Duration, name: &str) -> Option<ProgressBar> 
     Some(bar)
 }
 
+/// The servers a run needs beside its gateways, started once for all its stages and stopped
+/// when it ends: the database (given, or a throwaway one) and the shared-limits Redis.
+struct Outside {
+    pg_url: Option<String>,
+    redis_url: Option<String>,
+    _pg: Option<popgate::cli::dev_cluster::DevPostgres>,
+    _redis: Option<servers::ThrowawayRedis>,
+}
+
+impl Outside {
+    fn start(opts: &Options, dev: &DevOptions, dir: &BenchDir) -> Result<Outside, BenchError> {
+        let over_pg = dev.store == StoreChoice::Postgres
+            || matches!(
+                opts.scenario,
+                Scenario::CompareStore | Scenario::CompareAuditBackend
+            );
+        let (pg_url, pg) = match (&dev.pg_url, over_pg) {
+            (_, false) => (None, None),
+            (Some(url), true) => (Some(url.clone()), None),
+            (None, true) => {
+                let port = servers::free_port()?;
+                let pg =
+                    popgate::cli::dev_cluster::DevPostgres::start(&dir.root().join("pg"), port)
+                        .map_err(|e| BenchError::Setup(format!("a throwaway PostgreSQL: {e:#}")))?;
+                (Some(pg.url()), Some(pg))
+            }
+        };
+        let (redis_url, redis) = match dev.shared_limits.as_deref() {
+            None => (None, None),
+            Some("") => {
+                let r = servers::ThrowawayRedis::start()?;
+                (Some(r.url()), Some(r))
+            }
+            Some(url) => (Some(url.to_owned()), None),
+        };
+        Ok(Outside {
+            pg_url,
+            redis_url,
+            _pg: pg,
+            _redis: redis,
+        })
+    }
+}
+
 fn bench_clients(n: usize, rate: u32) -> Vec<BenchClient> {
     (1..=n.max(1))
         .map(|i| BenchClient {
@@ -418,18 +528,51 @@ fn durability_name(d: Durability) -> &'static str {
 }
 
 /// The stages of a scenario.
-fn plan(opts: &Options, dev: &DevOptions) -> Vec<Stage> {
+fn plan(opts: &Options, dev: &DevOptions, outside: &Outside) -> Vec<Stage> {
+    let over_pg = |audit_in_db: bool| StoreKind::Postgres {
+        url: outside.pg_url.clone().unwrap_or_default(),
+        audit_in_db,
+    };
     let base = GatewaySettings {
         citizens: opts.workload.citizens,
         durability: dev.audit,
         cache_capacity: dev.cache_capacity,
         store_cache_mib: dev.store_cache_mib,
         clients: bench_clients(dev.identities, UNBOUNDED_RATE),
+        store: match dev.store {
+            StoreChoice::Sled => StoreKind::Sled,
+            StoreChoice::Postgres => over_pg(dev.audit_in_db),
+        },
+        nodes: dev.nodes,
+        shared_url: outside.redis_url.clone(),
     };
-    let ids: Vec<String> = base.clients.iter().map(|c| c.id.clone()).collect();
+    // The write load is the registry's.
+    let ids: Vec<String> = if opts.workload.writes.is_some() {
+        vec![target::REGISTRY_CLIENT.to_owned()]
+    } else {
+        base.clients.iter().map(|c| c.id.clone()).collect()
+    };
     let words = |g: &GatewaySettings| {
+        let store = match &g.store {
+            StoreKind::Sled => format!("sled (cache {} MiB)", g.store_cache_mib),
+            StoreKind::Postgres { audit_in_db, .. } => format!(
+                "PostgreSQL, {} node{}, audit {}{}",
+                g.nodes,
+                if g.nodes == 1 { "" } else { "s" },
+                if *audit_in_db {
+                    "in the database"
+                } else {
+                    "in files"
+                },
+                if g.shared_url.is_some() {
+                    ", limits shared through Redis"
+                } else {
+                    ""
+                }
+            ),
+        };
         format!(
-            "audit {}, cache {}, {} citizens, store cache {} MiB",
+            "audit {}, cache {}, {} citizens, store {store}",
             durability_name(g.durability),
             if g.cache_capacity == 0 {
                 "off".to_owned()
@@ -437,7 +580,6 @@ fn plan(opts: &Options, dev: &DevOptions) -> Vec<Stage> {
                 format!("{} records", g.cache_capacity)
             },
             g.citizens,
-            g.store_cache_mib
         )
     };
     let one = |name: &str, g: &GatewaySettings, spec: LoadSpec| Step {
@@ -455,6 +597,39 @@ fn plan(opts: &Options, dev: &DevOptions) -> Vec<Stage> {
     };
     match &opts.scenario {
         Scenario::Single => vec![gateway("gateway", base)],
+        Scenario::CompareStore => vec![
+            gateway(
+                "sled",
+                GatewaySettings {
+                    store: StoreKind::Sled,
+                    shared_url: None,
+                    ..base.clone()
+                },
+            ),
+            gateway(
+                "postgres",
+                GatewaySettings {
+                    store: over_pg(dev.audit_in_db),
+                    ..base
+                },
+            ),
+        ],
+        Scenario::CompareAuditBackend => vec![
+            gateway(
+                "audit-file",
+                GatewaySettings {
+                    store: over_pg(false),
+                    ..base.clone()
+                },
+            ),
+            gateway(
+                "audit-postgres",
+                GatewaySettings {
+                    store: over_pg(true),
+                    ..base
+                },
+            ),
+        ],
         Scenario::Baseline => vec![
             Stage {
                 steps: vec![Step {
@@ -570,7 +745,8 @@ fn plan(opts: &Options, dev: &DevOptions) -> Vec<Stage> {
 
 fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, BenchError> {
     let mut dir = BenchDir::create(dev.dir.as_deref())?;
-    let stages = plan(opts, dev);
+    let outside = Outside::start(opts, dev, &dir)?;
+    let stages = plan(opts, dev, &outside);
     let seed = opts.workload.seed;
 
     // Memory per cached record is measured first, before any server has touched the heap.
@@ -595,7 +771,20 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             _ => 0,
         };
         let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-        stores.push(seed_store(&dir, g.citizens, seed, copy, opts.progress)?);
+        stores.push(match &g.store {
+            StoreKind::Sled => {
+                StoreRef::Sled(seed_store(&dir, g.citizens, seed, copy, opts.progress)?)
+            }
+            StoreKind::Postgres { url, .. } => dir.pg_store(url, g.citizens, seed, |_| {})?,
+        });
+    }
+    // Writes create the citizens after the seeded ones (and after any an earlier run wrote).
+    if let Some(next) = &opts.workload.writes {
+        let mut first = opts.workload.citizens;
+        for store in &stores {
+            first = first.max(target::store_count(store)?);
+        }
+        next.store(first, Ordering::Relaxed);
     }
 
     if let Some(slice) = opts.interleave {
@@ -610,6 +799,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             phases,
             comparisons,
             cache_footprint: footprint,
+            pgbench: run_pgbench(dev, &outside, opts.duration)?,
         });
     }
 
@@ -654,20 +844,33 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         phases,
         comparisons,
         cache_footprint: footprint,
+        pgbench: run_pgbench(dev, &outside, opts.duration)?,
     })
+}
+
+/// `pgbench -S -M prepared` against the run's database for `duration`, when asked for.
+fn run_pgbench(
+    dev: &DevOptions,
+    outside: &Outside,
+    duration: Duration,
+) -> Result<Option<report::PgbenchFigures>, BenchError> {
+    match (&outside.pg_url, dev.pgbench) {
+        (Some(url), true) => servers::pgbench(url, duration).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Starts a stage's server on `rt`; the server and its target name.
 fn start_server(
     stage: &Stage,
-    config: popgate::config::Config,
+    configs: Vec<popgate::config::Config>,
     seed: u64,
     rt: &Runtime,
 ) -> Result<(Running, &'static str), BenchError> {
     Ok(match &stage.server {
-        StageServer::Gateway(_) => (target::start_gateway(config, rt.handle())?, "gateway"),
+        StageServer::Gateway(_) => (target::start_nodes(configs, rt.handle())?, "gateway"),
         StageServer::Baseline(_) => (
-            target::start_baseline(&config, FixedAnswers::typical(seed), rt.handle())?,
+            target::start_baseline(&configs[0], FixedAnswers::typical(seed), rt.handle())?,
             "baseline",
         ),
     })
@@ -677,13 +880,13 @@ fn start_server(
 fn run_dev_stage(
     stage: &Stage,
     dir: &mut BenchDir,
-    store: &std::path::Path,
+    store: &StoreRef,
     dev: &DevOptions,
     seed: u64,
     progress: bool,
 ) -> Result<Vec<PhaseReport>, BenchError> {
     let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
-    let config = dir.stage_config(store, g)?;
+    let config = dir.stage_configs(store, g)?;
     let mut tls = std::collections::HashMap::new();
     for step in &stage.steps {
         for load in &step.loads {
@@ -737,7 +940,7 @@ struct Side<'a> {
 fn run_interleaved(
     stages: &[Stage],
     dir: &mut BenchDir,
-    stores: &[PathBuf],
+    stores: &[StoreRef],
     dev: &DevOptions,
     seed: u64,
     opts: &Options,
@@ -764,7 +967,7 @@ fn run_interleaved(
                 "--interleave needs a scenario of two single loads".into(),
             ));
         };
-        let config = dir.stage_config(store, g)?;
+        let config = dir.stage_configs(store, g)?;
         let server_rt = runtime(dev.server_threads, "bench-server")?;
         let (running, target_name) = start_server(stage, config, seed, &server_rt)?;
         let mut tls = std::collections::HashMap::new();
@@ -773,12 +976,13 @@ fn run_interleaved(
                 tls.insert(id.clone(), dir.client_tls(id)?);
             }
         }
-        let addr = running.addr.to_string();
+        let addrs: Vec<String> = running.addrs.iter().map(|a| a.to_string()).collect();
         let channels = client_rt.block_on(async {
             let mut channels = Vec::new();
             for i in 0..load.connections {
                 let id = &load.clients[i % load.clients.len()];
-                channels.push(connect(&addr, "localhost", &tls[id]).await?);
+                let addr = &addrs[i % addrs.len()];
+                channels.push(connect(addr, "localhost", &tls[id]).await?);
             }
             Ok::<_, BenchError>(channels)
         })?;
@@ -806,7 +1010,7 @@ fn run_interleaved(
             ..side.load.spec.clone()
         };
         let done = Arc::new(AtomicU64::new(0));
-        let audit_before = side.running.gateway.as_ref().map(|g| g.audit_stats());
+        let audit_before = side.running.audit_stats();
         let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
         if let Some(b) = &bar {
@@ -828,8 +1032,7 @@ fn run_interleaved(
             });
         side.calls += done.load(Ordering::Relaxed);
         side.tally.merge(&tally);
-        if let (Some(g), Some(before)) = (&side.running.gateway, audit_before) {
-            let after = g.audit_stats();
+        if let (Some(after), Some(before)) = (side.running.audit_stats(), audit_before) {
             side.audit.records += after.records.saturating_sub(before.records);
             side.audit.syncs += after.syncs.saturating_sub(before.syncs);
             side.audit.sync_us += after.sync_us.saturating_sub(before.sync_us);
@@ -856,7 +1059,7 @@ fn run_interleaved(
 
     let mut phases = Vec::new();
     for mut side in sides {
-        let is_gateway = side.running.gateway.is_some();
+        let is_gateway = side.running.is_gateway();
         client_rt.block_on(side.running.stop());
         side.server_rt.shutdown_timeout(Duration::from_secs(5));
         if side.target_name == "baseline" {
@@ -911,26 +1114,36 @@ pub fn serve(
     let mut dir = BenchDir::create(dev.dir.as_deref())?;
     dir.listen_on(listen);
     let seed = opts.workload.seed;
-    let store = seed_store(&dir, opts.workload.citizens, seed, 0, opts.progress)?;
+    let store = StoreRef::Sled(seed_store(
+        &dir,
+        opts.workload.citizens,
+        seed,
+        0,
+        opts.progress,
+    )?);
     let settings = GatewaySettings {
         citizens: opts.workload.citizens,
         durability: dev.audit,
         cache_capacity: dev.cache_capacity,
         store_cache_mib: dev.store_cache_mib,
         clients: bench_clients(dev.identities, UNBOUNDED_RATE),
+        store: StoreKind::Sled,
+        nodes: 1,
+        shared_url: None,
     };
-    let config = dir.stage_config(&store, &settings)?;
+    let config = dir.stage_configs(&store, &settings)?;
     let mut files = Vec::new();
     for c in &settings.clients {
         files.push(dir.write_client_files(&c.id)?);
     }
     let rt = runtime(dev.server_threads, "bench-server")?;
     let running = match served {
-        Served::Gateway => target::start_gateway(config, rt.handle())?,
+        Served::Gateway => target::start_nodes(config, rt.handle())?,
         Served::Baseline => {
-            target::start_baseline(&config, FixedAnswers::typical(seed), rt.handle())?
+            target::start_baseline(&config[0], FixedAnswers::typical(seed), rt.handle())?
         }
     };
+    let addr = running.addrs[0];
     let mut flags: String = files
         .iter()
         .map(|(c, k)| format!(" --cert {} --key {}", c.display(), k.display()))
@@ -939,10 +1152,10 @@ pub fn serve(
         flags.push_str(" --fixed-answers");
     }
     ready(
-        running.addr,
+        addr,
         format!(
             "popgate-bench --addr {} --ca {} --server-name localhost{flags} --citizens {} --seed {seed}",
-            running.addr,
+            addr,
             dir.root().join("certs/ca.pem").display(),
             opts.workload.citizens,
         ),
@@ -989,7 +1202,7 @@ async fn run_stage(
     target_name: &str,
     progress: bool,
 ) -> Result<Vec<PhaseReport>, BenchError> {
-    let addr = running.addr.to_string();
+    let addrs: Vec<String> = running.addrs.iter().map(|a| a.to_string()).collect();
     let mut out = Vec::new();
     for step in &stage.steps {
         let mut loads = Vec::new();
@@ -997,11 +1210,13 @@ async fn run_stage(
             let mut channels = Vec::new();
             for i in 0..load.connections {
                 let id = &load.clients[i % load.clients.len()];
-                channels.push(connect(&addr, "localhost", &tls[id]).await?);
+                let addr = &addrs[i % addrs.len()];
+                channels.push(connect(addr, "localhost", &tls[id]).await?);
             }
             loads.push((load, channels));
         }
-        let audit_before = running.gateway.as_ref().map(|g| g.audit_stats());
+        let audit_before = running.audit_stats();
+        let (redis_before, waits_before) = (running.shared_limit_calls(), running.write_waits());
         let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
@@ -1013,12 +1228,13 @@ async fn run_stage(
             })
             .collect();
         let mut step_reports = Vec::new();
-        let mut calls = 0;
+        let (mut calls, mut admitted) = (0, 0);
         for (handle, load) in handles.into_iter().zip(&step.loads) {
             let (mut tally, secs, finished) = handle
                 .await
                 .map_err(|e| BenchError::Setup(format!("load task failed: {e}")))?;
             calls += finished;
+            admitted += tally.ok;
             if target_name == "baseline" {
                 // Its fixed Verify answer says nothing about the claims: do not judge it.
                 tally.forget_verify_checks();
@@ -1033,18 +1249,28 @@ async fn run_stage(
         }
         let wall = started.elapsed();
         let cpu = CpuFigures::between(&cpu_before, &report::CpuSample::now(), wall, calls);
-        let audit = match (&running.gateway, audit_before) {
-            (Some(g), Some(before)) => Some(report::AuditFigures::between(
+        let audit = match (running.audit_stats(), audit_before) {
+            (Some(after), Some(before)) => Some(report::AuditFigures::between(
                 &before,
-                &g.audit_stats(),
+                &after,
                 wall.as_secs_f64(),
                 report::WHOLE_STEP,
             )),
             _ => None,
         };
+        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+        let cluster = matches!(g.store, StoreKind::Postgres { .. }).then(|| {
+            report::ClusterFigures::between(
+                g.nodes,
+                running.shared_limit_calls() - redis_before,
+                admitted,
+                &running.write_waits().since(&waits_before),
+            )
+        });
         for r in &mut step_reports {
             r.audit = audit.clone();
             r.cpu = cpu.clone();
+            r.cluster = cluster.clone();
         }
         out.extend(step_reports);
     }
@@ -1061,6 +1287,8 @@ fn scenario_name(s: &Scenario) -> String {
         Scenario::Isolation { client_rate } => {
             format!("isolation: client-b alone vs with client-a flooding (rates {client_rate}/s)")
         }
+        Scenario::CompareStore => "store: sled vs PostgreSQL".into(),
+        Scenario::CompareAuditBackend => "audit: files vs PostgreSQL".into(),
     }
 }
 
@@ -1102,6 +1330,33 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
                 out.push(
                     Comparison::between("store size", big, small)
                         .with_target("within 10%", |c| c.throughput_ratio >= 0.9),
+                );
+            }
+        }
+        Scenario::CompareStore => {
+            if let Some((pg, sled)) = pair("postgres", "sled") {
+                out.push(
+                    // The targets: 0.6x with the reuse cache off (every call reads
+                    // the store), 0.9x with it on (Zipf keys: most calls are reused).
+                    if pg.reuse_rate > 0.0 {
+                        Comparison::between("PostgreSQL vs sled", pg, sled)
+                            .with_target(">= 0.9x sled with the cache on", |c| {
+                                c.throughput_ratio >= 0.9
+                            })
+                    } else {
+                        Comparison::between("PostgreSQL vs sled", pg, sled)
+                            .with_target(">= 0.6x sled with the cache off", |c| {
+                                c.throughput_ratio >= 0.6
+                            })
+                    },
+                );
+            }
+        }
+        Scenario::CompareAuditBackend => {
+            if let Some((db, file)) = pair("audit-postgres", "audit-file") {
+                out.push(
+                    Comparison::between("audit in PostgreSQL vs in files", db, file)
+                        .with_target(">= 0.8x the file audit", |c| c.throughput_ratio >= 0.8),
                 );
             }
         }

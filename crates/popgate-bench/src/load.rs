@@ -30,6 +30,7 @@ use crate::keys::{KeyDist, KeySampler, Rng};
 use popgate::matching::{Mode, normalize};
 use popgate::pb;
 use popgate::pb::identity_gateway_client::IdentityGatewayClient;
+use popgate::pb::registry_admin_client::RegistryAdminClient;
 
 /// How calls are paced.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,6 +55,10 @@ pub struct Workload {
     pub read_mask: Vec<String>,
     /// VerifyStream instead of unary calls: LOOSE names, 10% deliberate mismatches.
     pub bulk: bool,
+    /// PutCitizen instead (the registry's identity): each call creates a citizen of the
+    /// population that is not in the store yet (`expected_version` 0), so no two calls race
+    /// and every one should succeed; the next index to create, shared by every worker.
+    pub writes: Option<Arc<AtomicU64>>,
 }
 
 /// One load: how, what, and for how long.
@@ -267,6 +272,7 @@ struct RequestGen {
 enum Req {
     Lookup(pb::LookupRequest),
     Verify(pb::VerifyRequest, Expect),
+    Put(pb::PutCitizenRequest),
 }
 
 impl RequestGen {
@@ -286,8 +292,16 @@ impl RequestGen {
     }
 
     fn next(&mut self) -> Req {
-        let index = self.keys.sample(&mut self.rng);
         let w = &*self.workload;
+        if let Some(next) = &w.writes {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let c = popgate::synth::citizen_at(w.seed, index);
+            return Req::Put(pb::PutCitizenRequest {
+                citizen: Some(popgate::grpc::convert::citizen(&c, all_fields())),
+                expected_version: 0,
+            });
+        }
+        let index = self.keys.sample(&mut self.rng);
         if self.rng.below(100) < u64::from(w.lookup_pct) {
             Req::Lookup(pb::LookupRequest {
                 citizen_id: popgate::synth::citizen_id_at(w.seed, index).to_string(),
@@ -302,8 +316,24 @@ impl RequestGen {
     }
 }
 
-async fn call(mut client: IdentityGatewayClient<Channel>, req: Req) -> Result<Answer, Status> {
+fn all_fields() -> popgate::fields::FieldSet {
+    let mut all = popgate::fields::FieldSet::EMPTY;
+    for f in popgate::fields::Field::ALL {
+        all.insert(f);
+    }
+    all
+}
+
+async fn call(channel: &Channel, req: Req) -> Result<Answer, Status> {
+    let mut client = IdentityGatewayClient::new(channel.clone());
     match req {
+        Req::Put(r) => RegistryAdminClient::new(channel.clone())
+            .put_citizen(r)
+            .await
+            .map(|_| Answer {
+                reused: false,
+                verify: None,
+            }),
         Req::Lookup(r) => client.lookup(r).await.map(|resp| Answer {
             reused: resp.get_ref().reused,
             verify: None,
@@ -361,7 +391,7 @@ pub async fn run(channels: &[Channel], spec: &LoadSpec, done: Arc<AtomicU64>) ->
         match spec.pace {
             Pace::Closed { concurrency } => {
                 for w in 0..concurrency.max(1) {
-                    let client = IdentityGatewayClient::new(channels[w % channels.len()].clone());
+                    let client = channels[w % channels.len()].clone();
                     let requests = RequestGen::new(workload.clone(), w as u64, spec.stream);
                     tasks.push(tokio::spawn(closed_worker(
                         client,
@@ -374,7 +404,7 @@ pub async fn run(channels: &[Channel], spec: &LoadSpec, done: Arc<AtomicU64>) ->
             Pace::Open { rate } => {
                 let per_conn = rate / channels.len() as f64;
                 for (i, ch) in channels.iter().enumerate() {
-                    let client = IdentityGatewayClient::new(ch.clone());
+                    let client = ch.clone();
                     let requests = RequestGen::new(workload.clone(), i as u64, spec.stream);
                     // Stagger the connections' timetables so their calls interleave.
                     let offset = Duration::from_secs_f64(i as f64 / rate);
@@ -408,7 +438,7 @@ fn split(total: usize, parts: usize) -> Vec<usize> {
 }
 
 async fn closed_worker(
-    client: IdentityGatewayClient<Channel>,
+    client: Channel,
     mut requests: RequestGen,
     window: Window,
     done: Arc<AtomicU64>,
@@ -419,7 +449,7 @@ async fn closed_worker(
         if sent >= window.end {
             return tally;
         }
-        let result = call(client.clone(), requests.next()).await;
+        let result = call(&client, requests.next()).await;
         done.fetch_add(1, Ordering::Relaxed);
         if window.counts(sent) {
             tally.record(sent.elapsed(), result);
@@ -433,7 +463,7 @@ async fn closed_worker(
 const OPEN_LOOP_MAX_OUTSTANDING: usize = 10_000;
 
 async fn open_worker(
-    client: IdentityGatewayClient<Channel>,
+    client: Channel,
     mut requests: RequestGen,
     rate: f64,
     first: Instant,
@@ -451,8 +481,8 @@ async fn open_worker(
         while due(k) <= now && due(k) < window.end && outstanding.len() < OPEN_LOOP_MAX_OUTSTANDING
         {
             let slot = due(k);
-            let fut = call(client.clone(), requests.next());
-            outstanding.push(async move { (slot, fut.await) });
+            let (client, req) = (client.clone(), requests.next());
+            outstanding.push(async move { (slot, call(&client, req).await) });
             k += 1;
         }
         tally.max_outstanding = tally.max_outstanding.max(outstanding.len() as u64);
@@ -600,12 +630,14 @@ mod tests {
             purpose: "p".into(),
             read_mask: Vec::new(),
             bulk: false,
+            writes: None,
         });
         let mut g = RequestGen::new(workload, worker, stream);
         (0..50)
             .map(|_| match g.next() {
                 Req::Lookup(r) => r.citizen_id,
                 Req::Verify(r, _) => r.citizen_id,
+                Req::Put(r) => r.citizen.map(|c| c.citizen_id).unwrap_or_default(),
             })
             .collect()
     }

@@ -56,6 +56,59 @@ pub struct PhaseReport {
     /// CPU time of this whole process (server and load generator with `--dev`; the load
     /// generator alone with `--addr`) over the step, warm-up included.
     pub cpu: Option<CpuFigures>,
+    /// Over PostgreSQL: the nodes, their calls to the shared-limits Redis and their writes'
+    /// waits for the other nodes' caches during this step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterFigures>,
+}
+
+/// What the nodes of a stage over PostgreSQL did during one step (all loads of the step).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterFigures {
+    pub nodes: usize,
+    /// Calls made to the shared-limits Redis (0 without `--shared-limits`).
+    pub redis_calls: u64,
+    /// Calls admitted (answered without error) per Redis call, over every client.
+    pub admitted_per_redis_call: Option<f64>,
+    /// PutCitizen's wait after its commit for the other nodes' caches: how many, the mean,
+    /// and the upper bounds of the histogram buckets that hold the 50th and 99th percentile.
+    pub write_waits: u64,
+    pub write_wait_mean_ms: f64,
+    pub write_wait_p50_le_ms: Option<f64>,
+    pub write_wait_p99_le_ms: Option<f64>,
+}
+
+impl ClusterFigures {
+    pub fn between(
+        nodes: usize,
+        redis_calls: u64,
+        admitted: u64,
+        waits: &popgate::metrics::HistogramSnapshot,
+    ) -> ClusterFigures {
+        ClusterFigures {
+            nodes,
+            redis_calls,
+            admitted_per_redis_call: (redis_calls > 0)
+                .then(|| admitted as f64 / redis_calls as f64),
+            write_waits: waits.count,
+            write_wait_mean_ms: if waits.count == 0 {
+                0.0
+            } else {
+                waits.sum_secs * 1000.0 / waits.count as f64
+            },
+            write_wait_p50_le_ms: waits.quantile_bound(0.50).map(|s| s * 1000.0),
+            write_wait_p99_le_ms: waits.quantile_bound(0.99).map(|s| s * 1000.0),
+        }
+    }
+}
+
+/// `pgbench -S -M prepared` against the stages' database in the same run: the ceiling of
+/// point reads from this PostgreSQL on this machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgbenchFigures {
+    pub command: String,
+    pub tps: f64,
+    pub latency_ms: Option<f64>,
 }
 
 /// What the CPU and audit figures of a step cover: all of it, warm-up included (the default)…
@@ -303,6 +356,7 @@ impl PhaseReport {
             rss_mib: rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
             audit: None,
             cpu: None,
+            cluster: None,
         }
     }
 }
@@ -420,6 +474,8 @@ pub struct Report {
     pub comparisons: Vec<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_footprint: Option<CacheFootprint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgbench: Option<PgbenchFigures>,
 }
 
 impl Report {
@@ -500,6 +556,26 @@ impl Report {
                     "", c.us_per_call, c.cores_busy, c.window
                 );
             }
+            if let Some(c) = &p.cluster {
+                let le = |v: Option<f64>| v.map_or("-".to_owned(), |ms| format!("<= {ms} ms"));
+                let redis = match c.admitted_per_redis_call {
+                    Some(per) => format!(
+                        "{} Redis calls, {per:.1} admitted calls per Redis call",
+                        c.redis_calls
+                    ),
+                    None => "no Redis calls".to_owned(),
+                };
+                let _ = writeln!(
+                    s,
+                    "{:<16} cluster: {} nodes; {redis}; {} write waits, mean {:.2} ms, p50 {}, p99 {}",
+                    "",
+                    c.nodes,
+                    c.write_waits,
+                    c.write_wait_mean_ms,
+                    le(c.write_wait_p50_le_ms),
+                    le(c.write_wait_p99_le_ms)
+                );
+            }
             if p.mismatches_sent > 0 || p.wrong_answers > 0 {
                 let _ = writeln!(
                     s,
@@ -541,6 +617,17 @@ impl Report {
                     let _ = writeln!(s, "\n{}: {ratios}  {verdict}", c.what);
                 }
             }
+        }
+        if let Some(p) = &self.pgbench {
+            let _ = writeln!(
+                s,
+                "\nPostgreSQL's own ceiling, same database, same run: {:.0} point selects/s{} ({})",
+                p.tps,
+                p.latency_ms
+                    .map(|l| format!(", {l:.3} ms average"))
+                    .unwrap_or_default(),
+                p.command
+            );
         }
         if let Some(f) = &self.cache_footprint {
             let _ = writeln!(

@@ -70,7 +70,53 @@ pub struct GatewaySettings {
     pub cache_capacity: u64,
     pub store_cache_mib: u64,
     pub clients: Vec<BenchClient>,
+    /// The population store: sled, or PostgreSQL (then the nodes of a cluster share it).
+    pub store: StoreKind,
+    /// Gateway nodes over the one store (more than one only over PostgreSQL).
+    pub nodes: usize,
+    /// `[limits] shared_url`: the nodes share each client's rate through this Redis.
+    pub shared_url: Option<String>,
 }
+
+/// Which store a stage's gateway runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreKind {
+    Sled,
+    Postgres {
+        /// The database, seeded by [`BenchDir::pg_store`].
+        url: String,
+        /// `[audit] backend = "postgres"`: the audit log in the same database.
+        audit_in_db: bool,
+    },
+}
+
+/// The seeded store a stage's configuration names.
+#[derive(Debug, Clone)]
+pub enum StoreRef {
+    Sled(PathBuf),
+    Postgres(String),
+}
+
+/// How many citizens a seeded store holds now (a write load adds to them).
+pub fn store_count(store: &StoreRef) -> Result<u64, BenchError> {
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
+    match store {
+        StoreRef::Sled(path) => SledStore::open(path)
+            .map_err(|e| setup(&e))?
+            .count()
+            .map_err(|e| setup(&e)),
+        StoreRef::Postgres(url) => {
+            let url = popgate::store::postgres::DbUrl::parse(url).map_err(|e| setup(&e))?;
+            popgate::store::postgres::PgLoader::open(&url, false)
+                .map_err(|e| setup(&e))?
+                .count()
+                .map_err(|e| setup(&e))
+        }
+    }
+}
+
+/// The registry client of the write load (`--writes`): role registry, unlimited.
+pub const REGISTRY_CLIENT: &str = "bench-registry";
 
 /// The bench directory: certificates, population stores and one folder per stage. Removed at
 /// the end unless the user gave it (then the stores are kept and reused by the next run).
@@ -215,11 +261,56 @@ impl BenchDir {
         Ok(path)
     }
 
-    /// Writes the configuration of a new stage and returns it loaded and validated.
-    pub fn stage_config(
+    /// The PostgreSQL database at `url` holding citizens `0..count` of population `seed`,
+    /// seeded with `COPY` if it is empty. A database holding another population is refused
+    /// rather than mixed into: the bench would ask for citizens it does not have.
+    pub fn pg_store(
+        &self,
+        url: &str,
+        count: u64,
+        seed: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<StoreRef, BenchError> {
+        use popgate::store::postgres::{DbUrl, PgLoader};
+        let setup = |e: &dyn std::fmt::Display| BenchError::Setup(format!("{url}: {e}"));
+        let parsed = DbUrl::parse(url).map_err(|e| BenchError::Usage(format!("--pg-url: {e}")))?;
+        let loader = PgLoader::open(&parsed, true).map_err(|e| setup(&e))?;
+        let held = loader.count().map_err(|e| setup(&e))?;
+        if held == 0 {
+            popgate::synth::seed_store(
+                &loader,
+                &popgate::synth::SeedPlan::new(count, seed),
+                progress,
+            )
+            .map_err(|e| BenchError::Setup(format!("seeding {count} citizens: {e}")))?;
+        } else if held < count {
+            // More is fine: a write load adds citizens after the seeded ones.
+            return Err(BenchError::Usage(format!(
+                "--pg-url {url} holds {held} citizens, fewer than --citizens {count}: give an empty database"
+            )));
+        }
+        Ok(StoreRef::Postgres(url.to_owned()))
+    }
+
+    /// Writes the configuration of each node of a new stage and returns them loaded and
+    /// validated: one for a single node, `settings.nodes` over PostgreSQL (node ids
+    /// `bench-1`, `bench-2`, …, each with its own audit folder).
+    pub fn stage_configs(
         &mut self,
-        store: &Path,
+        store: &StoreRef,
         settings: &GatewaySettings,
+    ) -> Result<Vec<Config>, BenchError> {
+        (1..=settings.nodes.max(1))
+            .map(|node| self.stage_config(store, settings, node))
+            .collect()
+    }
+
+    /// Writes the configuration of one node of a new stage.
+    fn stage_config(
+        &mut self,
+        store: &StoreRef,
+        settings: &GatewaySettings,
+        node: usize,
     ) -> Result<Config, BenchError> {
         self.stages += 1;
         let dir = self.root.join("stages").join(self.stages.to_string());
@@ -230,9 +321,26 @@ impl BenchDir {
             popgate::config::Durability::Sync => "sync",
             popgate::config::Durability::Batch => "batch",
         };
+        let store_keys = match (store, &settings.store) {
+            (StoreRef::Sled(path), _) => format!(
+                "[store]\npath = {path:?}\ncache_mib = {}\n\n[audit]\ndir = \"audit\"\n",
+                settings.store_cache_mib
+            ),
+            (StoreRef::Postgres(url), kind) => {
+                let audit = match kind {
+                    StoreKind::Postgres {
+                        audit_in_db: true, ..
+                    } => "backend = \"postgres\"".to_owned(),
+                    _ => "dir = \"audit\"".to_owned(),
+                };
+                format!(
+                    "[store]\nbackend = \"postgres\"\nurl = {url:?}\n\n[cluster]\nnode_id = \"bench-{node}\"\nlease_ms = 2000\n\n[audit]\n{audit}\n"
+                )
+            }
+        };
         let mut text = format!(
             "[server]\nlisten = \"{listen}\"\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\ncrl = {crl:?}\n\n\
-             [store]\npath = {store:?}\ncache_mib = {store_cache}\n\n[audit]\ndir = \"audit\"\ndurability = \"{durability}\"\nflush_ms = 5\n\n\
+             {store_keys}durability = \"{durability}\"\nflush_ms = 5\n\n\
              [cache]\ncapacity = {cap}\nttl_secs = 300\n",
             cert = certs.join("server.pem"),
             key = certs.join("server.key"),
@@ -240,8 +348,10 @@ impl BenchDir {
             crl = certs.join("ca.crl"),
             cap = settings.cache_capacity,
             listen = self.listen,
-            store_cache = settings.store_cache_mib,
         );
+        if let Some(url) = &settings.shared_url {
+            let _ = write!(text, "\n[limits]\nshared_url = {url:?}\n");
+        }
         let list = |items: &[&str]| {
             let quoted: Vec<_> = items.iter().map(|s| format!("{s:?}")).collect();
             format!("[{}]", quoted.join(", "))
@@ -257,26 +367,79 @@ impl BenchDir {
                 c.burst,
             );
         }
+        let _ = write!(
+            text,
+            "\n[[clients]]\nid = {REGISTRY_CLIENT:?}\nkind = \"registry\"\nrole = \"registry\"\nrate_per_sec = 1000000000\nburst = 1000000000\n"
+        );
         let path = dir.join("popgate.toml");
         write(&path, &text)?;
         Config::load(&path).map_err(|e| BenchError::Setup(e.to_string()))
     }
 }
 
-/// A server running on a runtime of the benchmark, until [`Running::stop`].
+/// A server running on a runtime of the benchmark, until [`Running::stop`]: the baseline, a
+/// gateway, or the nodes of a cluster.
 pub struct Running {
-    pub addr: SocketAddr,
-    /// The gateway (not the baseline), to read its audit counters.
-    pub gateway: Option<Arc<popgate::gateway::Gateway>>,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    /// Where each node listens; connection `i` of a load goes to node `i % nodes`.
+    pub addrs: Vec<SocketAddr>,
+    /// The gateway nodes (none for the baseline), to read their counters.
+    pub gateways: Vec<Arc<popgate::gateway::Gateway>>,
+    stops: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Running {
-    /// Stops the server and waits until it has finished (the gateway syncs its audit log).
+    /// Stops every node and waits until each has finished (the gateway syncs its audit log).
     pub async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        let mut tasks = Vec::new();
+        for (shutdown, task) in self.stops {
+            let _ = shutdown.send(());
+            tasks.push(task);
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    pub fn is_gateway(&self) -> bool {
+        !self.gateways.is_empty()
+    }
+
+    /// The audit writers' counters, summed over the nodes; `None` for the baseline.
+    pub fn audit_stats(&self) -> Option<popgate::audit::AuditStats> {
+        let mut sum: Option<popgate::audit::AuditStats> = None;
+        for g in &self.gateways {
+            let s = g.audit_stats();
+            let t = sum.get_or_insert_with(Default::default);
+            t.records += s.records;
+            t.batches += s.batches;
+            t.syncs += s.syncs;
+            t.sync_us += s.sync_us;
+            t.failures += s.failures;
+        }
+        sum
+    }
+
+    /// The calls the nodes made to the shared-limits Redis, summed.
+    pub fn shared_limit_calls(&self) -> u64 {
+        self.gateways
+            .iter()
+            .map(|g| g.limits().backend().remote_calls())
+            .sum()
+    }
+
+    /// The writes' waits for the other nodes' caches, summed over the nodes.
+    pub fn write_waits(&self) -> popgate::metrics::HistogramSnapshot {
+        let mut sum = popgate::metrics::HistogramSnapshot::default();
+        for g in &self.gateways {
+            sum.add(&g.metrics().write_wait_snapshot());
+        }
+        sum
+    }
+
+    fn merge(&mut self, other: Running) {
+        self.addrs.extend(other.addrs);
+        self.gateways.extend(other.gateways);
+        self.stops.extend(other.stops);
     }
 }
 
@@ -321,11 +484,24 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
         }
     });
     Ok(Running {
-        addr,
-        gateway: Some(gateway),
-        shutdown: tx,
-        task,
+        addrs: vec![addr],
+        gateways: vec![gateway],
+        stops: vec![(tx, task)],
     })
+}
+
+/// Starts a gateway node for each of `configs` (one, or a cluster's nodes over one
+/// PostgreSQL) on `server_rt`.
+pub fn start_nodes(configs: Vec<Config>, server_rt: &Handle) -> Result<Running, BenchError> {
+    let mut all: Option<Running> = None;
+    for config in configs {
+        let node = start_gateway(config, server_rt)?;
+        match &mut all {
+            Some(all) => all.merge(node),
+            None => all = Some(node),
+        }
+    }
+    all.ok_or_else(|| BenchError::Setup("a stage without a node".into()))
 }
 
 /// The answers the baseline returns: a Lookup of `READ_FIELDS` of a real record and a
@@ -468,9 +644,8 @@ pub fn start_baseline(
         }
     });
     Ok(Running {
-        addr,
-        gateway: None,
-        shutdown: tx,
-        task,
+        addrs: vec![addr],
+        gateways: Vec::new(),
+        stops: vec![(tx, task)],
     })
 }
