@@ -7,8 +7,9 @@
 //! `rate / 20` of them but at least 20, and no more than `(rate × 10 + burst) / (10 × nodes)`
 //! (see `batch`) — and admits from it locally; when half the batch is spent
 //! it leases the next one in the background, so a call waits on Redis only when a node's
-//! batch ran dry. When Redis grants nothing, it says when the next token is due: the node
-//! refuses until then (that is the `retry-after-ms`) without asking again.
+//! batch ran dry. A lease is a whole batch or nothing, and Redis says when to ask again (see
+//! `LEASE`): at the limit, nodes sharing a client's flood take turns instead of asking in
+//! vain, and until then the node refuses without asking (that is the `retry-after-ms`).
 //!
 //! **Bounds.** Tokens are counted as spent when leased, so across all nodes over any window
 //! the calls admitted are at most what the bucket allows (`rate × window + burst`) plus the
@@ -39,7 +40,17 @@ use super::{Rate, RateBackend};
 use crate::clock::{Clock, Tick};
 
 /// Leases `ARGV[3]` tokens of the GCRA bucket `KEYS[1]` (rate `ARGV[1]`/s, burst `ARGV[2]`),
-/// at time `ARGV[4]` µs (0: Redis's clock). Returns {granted, µs until the next token}.
+/// at time `ARGV[4]` µs (0: Redis's clock), for node `ARGV[5]`. Returns {granted, µs before
+/// this node should ask again (0: another batch is free now)}.
+///
+/// A lease is **the whole batch or nothing**. Granting what is free would, at the limit, hand
+/// out one token per call (one frees every `1 / rate`), and Redis would be asked about every
+/// admitted call. And a node is told when to ask again: once a batch would be free for each of
+/// the N nodes that asked for this client in the last second (`KEYS[2]`), at most the burst.
+/// Nodes that share a client's flood then come back at staggered times, each finding its
+/// batch, instead of all coming back when one batch is free and N − 1 asking in vain; and a
+/// node does not lease ahead of time what could only be refused. A client below its rate
+/// leaves enough free that the answer is "now", and leasing ahead goes on as before.
 const LEASE: &str = r#"
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -53,13 +64,15 @@ local interval = 1000000 / rate
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local free = math.floor((now + burst * interval - tat) / interval)
-local granted = math.max(0, math.min(want, free))
+local granted = 0
+if free >= want then granted = want end
 tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
-local wait = 0
-if granted < want then
-  wait = math.max(0, math.ceil(tat + interval - burst * interval - now))
-end
+redis.call('ZADD', KEYS[2], now, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1000000)
+redis.call('PEXPIRE', KEYS[2], 2000)
+local enough = math.min(want * redis.call('ZCARD', KEYS[2]), burst)
+local wait = math.max(0, math.ceil(tat + enough * interval - burst * interval - now))
 return {granted, wait}
 "#;
 
@@ -82,6 +95,8 @@ struct Redis {
     calls: AtomicU64,
     clock: Clock,
     members: Membership,
+    /// This node's name among the askers of a client's bucket.
+    node: String,
 }
 
 impl Redis {
@@ -135,10 +150,10 @@ impl Redis {
         Ok(conn)
     }
 
-    /// Leases up to `want` tokens: (granted, time until the next one).
+    /// Leases `want` tokens or none: (granted, time before asking again).
     async fn lease(
         self: &Arc<Self>,
-        key: &str,
+        key: &Keys,
         rate: u32,
         burst: u32,
         want: u32,
@@ -155,7 +170,13 @@ impl Redis {
         };
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut call = self.script.prepare_invoke();
-        call.key(key).arg(rate).arg(burst).arg(want).arg(now_us);
+        call.key(&key.bucket)
+            .key(&key.askers)
+            .arg(rate)
+            .arg(burst)
+            .arg(want)
+            .arg(now_us)
+            .arg(&self.node);
         let (granted, wait_us): (u32, u64) =
             tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn))
                 .await
@@ -187,7 +208,13 @@ pub struct SharedRates {
 impl SharedRates {
     /// `url`: `redis://host:port[/db]`. Connects in the background: until Redis answers, each
     /// node limits on its own (as when Redis is lost).
-    pub fn new(url: &str, clock: Clock, members: Membership) -> Result<SharedRates, String> {
+    /// `node`: this node's id, unique in the cluster.
+    pub fn new(
+        url: &str,
+        clock: Clock,
+        members: Membership,
+        node: &str,
+    ) -> Result<SharedRates, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let redis = Arc::new(Redis {
             client,
@@ -198,6 +225,7 @@ impl SharedRates {
             calls: AtomicU64::new(0),
             clock,
             members,
+            node: node.to_owned(),
         });
         Ok(SharedRates { redis })
     }
@@ -207,7 +235,12 @@ impl RateBackend for SharedRates {
     fn rate(&self, client: &str, rate_per_sec: u32, burst: u32) -> Arc<dyn Rate> {
         Arc::new(SharedRate {
             inner: Arc::new(Inner {
-                key: format!("popgate:rate:{client}"),
+                // A hash tag, so a Redis Cluster keeps both keys of a client on one shard,
+                // as a script's keys must be.
+                key: Keys {
+                    bucket: format!("popgate:rate:{{{client}}}"),
+                    askers: format!("popgate:rate:{{{client}}}:askers"),
+                },
                 rate: rate_per_sec.max(1),
                 burst: burst.max(1),
                 redis: self.redis.clone(),
@@ -231,8 +264,14 @@ struct SharedRate {
     inner: Arc<Inner>,
 }
 
+/// A client's keys in Redis: its bucket, and which nodes asked for it lately.
+struct Keys {
+    bucket: String,
+    askers: String,
+}
+
 struct Inner {
-    key: String,
+    key: Keys,
     rate: u32,
     burst: u32,
     redis: Arc<Redis>,
@@ -288,9 +327,7 @@ impl Inner {
             .await?;
         let mut l = self.local();
         l.tokens += granted;
-        if granted == 0 {
-            l.next_at = self.redis.clock.now().after(wait);
-        }
+        l.next_at = self.redis.clock.now().after(wait);
         Ok(())
     }
 }

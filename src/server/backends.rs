@@ -96,7 +96,7 @@ pub async fn open(
                 clock: clock.clone(),
             }),
             Some(url) => Arc::new(
-                SharedRates::new(url, clock.clone(), members)
+                SharedRates::new(url, clock.clone(), members, config.node_id())
                     .map_err(|e| ServerError::Limits(format!("limits.shared_url: {e}")))?,
             ),
         },

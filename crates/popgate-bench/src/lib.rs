@@ -1216,7 +1216,11 @@ async fn run_stage(
             loads.push((load, channels));
         }
         let audit_before = running.audit_stats();
-        let (redis_before, waits_before) = (running.shared_limit_calls(), running.write_waits());
+        let (redis_before, waits_before, admitted_before) = (
+            running.shared_limit_calls(),
+            running.write_waits(),
+            running.admitted(),
+        );
         let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
         // The loads of a step run at once, each in its own task.
         let handles: Vec<_> = loads
@@ -1228,13 +1232,12 @@ async fn run_stage(
             })
             .collect();
         let mut step_reports = Vec::new();
-        let (mut calls, mut admitted) = (0, 0);
+        let mut calls = 0;
         for (handle, load) in handles.into_iter().zip(&step.loads) {
             let (mut tally, secs, finished) = handle
                 .await
                 .map_err(|e| BenchError::Setup(format!("load task failed: {e}")))?;
             calls += finished;
-            admitted += tally.ok;
             if target_name == "baseline" {
                 // Its fixed Verify answer says nothing about the claims: do not judge it.
                 tally.forget_verify_checks();
@@ -1263,7 +1266,7 @@ async fn run_stage(
             report::ClusterFigures::between(
                 g.nodes,
                 running.shared_limit_calls() - redis_before,
-                admitted,
+                running.admitted() - admitted_before,
                 &running.write_waits().since(&waits_before),
             )
         });

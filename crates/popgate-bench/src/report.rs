@@ -68,7 +68,8 @@ pub struct ClusterFigures {
     pub nodes: usize,
     /// Calls made to the shared-limits Redis (0 without `--shared-limits`).
     pub redis_calls: u64,
-    /// Calls admitted (answered without error) per Redis call, over every client.
+    /// Calls the nodes admitted (not refused for a rate), warm-up included, per Redis call,
+    /// over every client.
     pub admitted_per_redis_call: Option<f64>,
     /// PutCitizen's wait after its commit for the other nodes' caches: how many, the mean,
     /// and the upper bounds of the histogram buckets that hold the 50th and 99th percentile.

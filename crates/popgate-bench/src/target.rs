@@ -427,6 +427,16 @@ impl Running {
             .sum()
     }
 
+    /// Calls the nodes admitted (not refused for the client's rate) so far, warm-up included,
+    /// as the nodes count them: what their Redis calls are set against.
+    pub fn admitted(&self) -> u64 {
+        self.gateways
+            .iter()
+            .flat_map(|g| g.metrics().client_stats().0)
+            .map(|c| c.requests - c.rate_limited)
+            .sum()
+    }
+
     /// The writes' waits for the other nodes' caches, summed over the nodes.
     pub fn write_waits(&self) -> popgate::metrics::HistogramSnapshot {
         let mut sum = popgate::metrics::HistogramSnapshot::default();
