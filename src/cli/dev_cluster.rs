@@ -237,6 +237,17 @@ impl DevPostgres {
         Ok(pg)
     }
 
+    /// The server's process id (its postmaster), from `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The URL of its database `popgate`.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/popgate", self.port)

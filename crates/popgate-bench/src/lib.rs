@@ -490,6 +490,9 @@ impl Outside {
                 let pg =
                     popgate::cli::dev_cluster::DevPostgres::start(&dir.root().join("pg"), port)
                         .map_err(|e| BenchError::Setup(format!("a throwaway PostgreSQL: {e:#}")))?;
+                if let Some(pid) = pg.postmaster_pid() {
+                    report::watch_postgres(pid);
+                }
                 (Some(pg.url()), Some(pg))
             }
         };

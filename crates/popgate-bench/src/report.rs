@@ -130,6 +130,50 @@ pub struct CpuFigures {
     pub by_thread: Option<ThreadShare>,
     /// The time these figures cover ([`WHOLE_STEP`] or [`MEASURED_SLICES`]).
     pub window: &'static str,
+    /// CPU time of the bench's own PostgreSQL (its postmaster and backends, other processes
+    /// on the same cores) per call; `None` without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_us_per_call: Option<f64>,
+}
+
+/// The postmaster whose processes' CPU time is counted (the bench's throwaway PostgreSQL).
+static POSTMASTER: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// Counts the CPU time of PostgreSQL `pid` and its children in every later sample.
+pub fn watch_postgres(pid: u32) {
+    let _ = POSTMASTER.set(pid);
+}
+
+/// User + system CPU time so far of the watched postmaster and its children (Linux: each
+/// process's `/proc/<pid>/stat`, in USER_HZ = 1/100 s); `None` when none is watched. A backend
+/// that exited is no longer counted: the gateway's connections are long-lived.
+fn postgres_cpu() -> Option<Duration> {
+    let master = *POSTMASTER.get()?;
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        // After ')': state (3), ppid (4), … utime (14), stime (15).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1).and_then(|v| v.parse::<u32>().ok());
+        if pid != master && ppid != Some(master) {
+            continue;
+        }
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += t(11) + t(12);
+    }
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// µs of CPU per call by thread kind. In a `--dev` run the server, the load generator and the
@@ -207,6 +251,7 @@ impl ThreadCpu {
 pub struct CpuSample {
     process: Option<Duration>,
     threads: Option<ThreadCpu>,
+    postgres: Option<Duration>,
 }
 
 impl CpuSample {
@@ -214,6 +259,7 @@ impl CpuSample {
         CpuSample {
             process: process_cpu(),
             threads: ThreadCpu::now(),
+            postgres: postgres_cpu(),
         }
     }
 }
@@ -223,6 +269,7 @@ impl CpuSample {
 pub struct CpuUse {
     process: Duration,
     threads: Option<ThreadCpu>,
+    postgres: Option<Duration>,
 }
 
 impl Default for CpuUse {
@@ -230,6 +277,7 @@ impl Default for CpuUse {
         CpuUse {
             process: Duration::ZERO,
             threads: Some(ThreadCpu::default()),
+            postgres: POSTMASTER.get().map(|_| Duration::ZERO),
         }
     }
 }
@@ -240,6 +288,10 @@ impl CpuUse {
         Some(CpuUse {
             process: after.process?.checked_sub(before.process?)?,
             threads: after.threads.zip(before.threads).map(|(a, b)| a.since(&b)),
+            postgres: after
+                .postgres
+                .zip(before.postgres)
+                .map(|(a, b)| a.saturating_sub(b)),
         })
     }
 
@@ -249,6 +301,7 @@ impl CpuUse {
             t.add(&m);
             t
         });
+        self.postgres = self.postgres.zip(more.postgres).map(|(a, b)| a + b);
     }
 }
 
@@ -277,6 +330,7 @@ impl CpuFigures {
                 other_us: per_call(t.other),
             }),
             window,
+            postgres_us_per_call: used.postgres.map(per_call),
         }
     }
 }
@@ -551,9 +605,13 @@ impl Report {
                         )
                     })
                     .unwrap_or_default();
+                let pg = c
+                    .postgres_us_per_call
+                    .map(|us| format!("; PostgreSQL {us:.1} µs per call (its own processes)"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "{:<16} cpu: {:.1} µs per call{split}, {:.2} cores busy (this process, {})",
+                    "{:<16} cpu: {:.1} µs per call{split}, {:.2} cores busy (this process, {}){pg}",
                     "", c.us_per_call, c.cores_busy, c.window
                 );
             }

@@ -349,6 +349,11 @@ fn compare_store_and_the_flood_over_nodes_with_shared_limits_run_over_postgresql
     let report = bench(&["--compare-store", "--cache-capacity", "0", "--pgbench"]);
     assert_sane(phase(&report, "sled"));
     assert_sane(phase(&report, "postgres"));
+    // The throwaway PostgreSQL's own CPU is counted beside the process's.
+    let pg_cpu = phase(&report, "postgres")["cpu"]["postgres_us_per_call"]
+        .as_f64()
+        .unwrap();
+    assert!(pg_cpu > 0.0, "{report}");
     assert!(report["pgbench"]["tps"].as_f64().unwrap() > 0.0, "{report}");
     assert_eq!(report["comparisons"][0]["what"], "PostgreSQL vs sled");
 
