@@ -86,6 +86,8 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod database;
+pub mod db_read;
+pub mod export;
 pub mod query;
 pub mod record;
 pub(crate) mod recovery;
@@ -93,6 +95,7 @@ pub mod scan;
 pub mod signing_key;
 mod syncer;
 pub mod verify;
+pub mod verify_db;
 pub mod writer;
 
 pub use record::{AuditEvent, Outcome};
