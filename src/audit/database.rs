@@ -441,7 +441,7 @@ async fn run(
                 for (i, (_, reply)) in batch.drain(..).enumerate() {
                     let _ = reply.send(Ok(first + i as u64));
                 }
-                if w.head.seq - w.last_checkpoint_seq >= opts.checkpoint_every
+                if w.head.seq.saturating_sub(w.last_checkpoint_seq) >= opts.checkpoint_every
                     && let Err(e) = w.checkpoint(&opts).await
                 {
                     fail(&mut w, &e);

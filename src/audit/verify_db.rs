@@ -331,7 +331,7 @@ impl<'k> NodeChain<'k> {
                         }
                         _ => {
                             self.fail(seq, false, format!(
-                                "the chain starts at seq {seq} and no checkpoint of seq {before} anchors it: records 1..={before} were deleted (an export removes rows only up to a checkpoint, which must be kept)"
+                                "the chain starts at seq {seq} and no checkpoint of seq {before} anchors it: records 1..={before} are not in the table, and more rows were deleted than an export removes (it removes rows only up to a checkpoint, which must be kept)"
                             ));
                             return None;
                         }

@@ -243,10 +243,12 @@ fn time_range(range: &Range) -> anyhow::Result<TimeRange> {
 fn open_log(args: &LogArgs) -> anyhow::Result<Log> {
     match args.at()? {
         LogAt::Dir(dir) => FileLog::open(dir).map(Log::Files).map_err(flag_error),
-        LogAt::Db(url) => DbLog::open(&url).map(|l| Log::Db(Box::new(l))).map_err(|e| match e {
-            QueryError::Db(e) => db_error(&url, e),
-            e => flag_error(e),
-        }),
+        LogAt::Db(url) => DbLog::open(&url)
+            .map(|l| Log::Db(Box::new(l)))
+            .map_err(|e| match e {
+                QueryError::Db(e) => db_error(&url, e),
+                e => flag_error(e),
+            }),
     }
 }
 
