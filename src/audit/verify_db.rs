@@ -3,7 +3,7 @@
 //!
 //! For each node, in one snapshot, its records (`audit_log`, by seq) and its checkpoints
 //! (`audit_checkpoints`) are streamed together in seq order, a checkpoint before the record it
-//! names, and fed to a [`NodeChain`]:
+//! names, and fed to a `NodeChain`:
 //!
 //! - each row's `record` matches its own hash, is a record, and names the row's node and seq
 //!   (a record moved to another row is caught here, so a swap of two rows' seqs is);
@@ -20,7 +20,7 @@
 //!   chain otherwise. A node with no row left but checkpoints is everything exported.
 //!
 //! Each node stops at its first problem; the others are still checked. Reads only.
-//! `audit export` walks the same way ([`walk`]) so that it never archives a broken chain.
+//! `audit export` walks the same way (`walk`) so that it never archives a broken chain.
 
 use std::fmt;
 
