@@ -22,9 +22,10 @@
 //! - [`cache`]: the shared reuse cache, never stale after a write.
 //! - [`store`]: the population store behind an async `Store` (a compare-and-swap write decided
 //!   by the store) and a `Loader` for seeding; `store::sled` is the embedded backend.
-//! - [`audit`]: the durable, hash-chained audit log behind `AuditSink`, its signed
-//!   checkpoints and signing key, verification, and `audit::query` (filters, scans, reports,
-//!   stats) for the operator tools.
+//! - [`audit`]: the durable, hash-chained audit log behind `AuditSink` (files, or a cluster's
+//!   database), its signed checkpoints and signing key, verification of either, `audit::query`
+//!   (filters, scans, reports, stats over files or the `audit_log` table) for the operator
+//!   tools, and `audit::export` (the database's records out as files).
 //! - [`metrics`]: the per-client counters that `GetStats` and Prometheus both read, and the
 //!   watch on the client certificates in use (expiry gauge and warning, for renewals).
 //! - [`identity`]: the server's TLS setup and the caller's certificate (CN, fingerprint,

@@ -49,6 +49,17 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Parses one line (without its newline), as the file and the database hold it; the
+    /// error says why it is not a checkpoint.
+    pub fn parse(line: &[u8]) -> Result<Checkpoint, String> {
+        let cp = serde_json::from_slice::<Checkpoint>(line)
+            .map_err(|e| format!("not a checkpoint: {e}"))?;
+        if chain::from_hex32(cp.hash.as_bytes()).is_none() {
+            return Err("hash is not 64 lowercase hex digits".into());
+        }
+        Ok(cp)
+    }
+
     /// The line, with its trailing newline. All values are digits or hex or a timestamp, so no
     /// escaping is needed.
     pub fn to_line(&self) -> Vec<u8> {
@@ -204,16 +215,7 @@ pub fn read_file(path: &Path) -> std::io::Result<CheckpointFile> {
         }
         n += 1;
         out.good_len += got as u64;
-        let body = &buf[..buf.len() - 1];
-        let parsed = serde_json::from_slice::<Checkpoint>(body)
-            .map_err(|e| format!("not a checkpoint: {e}"))
-            .and_then(|cp| {
-                if chain::from_hex32(cp.hash.as_bytes()).is_none() {
-                    Err("hash is not 64 lowercase hex digits".into())
-                } else {
-                    Ok(cp)
-                }
-            });
+        let parsed = Checkpoint::parse(&buf[..buf.len() - 1]);
         out.lines.push(CheckpointLine { line: n, parsed });
     }
     Ok(out)

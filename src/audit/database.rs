@@ -301,7 +301,16 @@ impl Writer {
 }
 
 /// The node's last record: its seq and hash, and its `ts` in µs.
+///
+/// With no row left, the head is the node's last checkpoint, if it has one: `popgate audit
+/// export` and the `DELETE` it prints may remove every record up to a checkpoint that names
+/// the head, and the chain must go on from there — starting again at seq 1 would repeat seqs
+/// already archived and break `audit verify --db`.
 async fn read_head(client: &Client, node: &str) -> Result<(Head, u64), AuditError> {
+    let damaged = |why: &str| AuditError::Corrupt {
+        dir: format!("the database log of node {node}"),
+        reason: why.to_owned(),
+    };
     let row = client
         .query_opt(
             "SELECT record FROM audit_log WHERE node = $1 ORDER BY seq DESC LIMIT 1",
@@ -310,13 +319,24 @@ async fn read_head(client: &Client, node: &str) -> Result<(Head, u64), AuditErro
         .await
         .map_err(unavailable)?;
     let Some(row) = row else {
-        return Ok((Head::EMPTY, 0));
+        let cp = client
+            .query_opt(
+                "SELECT line FROM audit_checkpoints WHERE node = $1 ORDER BY seq DESC LIMIT 1",
+                &[&node],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Some(cp) = cp else {
+            return Ok((Head::EMPTY, 0));
+        };
+        let cp = Checkpoint::parse(cp.get::<_, &str>(0).as_bytes())
+            .map_err(|_| damaged("its last checkpoint is not a checkpoint"))?;
+        let hash = chain::from_hex32(cp.hash.as_bytes())
+            .ok_or_else(|| damaged("its last checkpoint's hash is not hex"))?;
+        let ts = record::parse_ts_us(&cp.ts).unwrap_or(0);
+        return Ok((Head { seq: cp.seq, hash }, ts));
     };
     let line: &str = row.get(0);
-    let damaged = |why: &str| AuditError::Corrupt {
-        dir: format!("the database log of node {node}"),
-        reason: why.to_owned(),
-    };
     let hash = chain::verify_line(line.as_bytes())
         .ok_or_else(|| damaged("its last record does not match its hash"))?;
     let r =
@@ -421,7 +441,7 @@ async fn run(
                 for (i, (_, reply)) in batch.drain(..).enumerate() {
                     let _ = reply.send(Ok(first + i as u64));
                 }
-                if w.head.seq - w.last_checkpoint_seq >= opts.checkpoint_every
+                if w.head.seq.saturating_sub(w.last_checkpoint_seq) >= opts.checkpoint_every
                     && let Err(e) = w.checkpoint(&opts).await
                 {
                     fail(&mut w, &e);

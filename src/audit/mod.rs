@@ -11,7 +11,10 @@
 //! syncs, off the writer's thread), `recovery` (cutting a torn tail at open), [`checkpoint`]
 //! (signed chain heads), [`signing_key`] (making the checkpoint key's files), [`verify`]
 //! (checking a whole log), [`query`] (selecting, paging and counting records: the engine behind
-//! `audit query|report|stats`), [`scan`] (file names and fast line reading).
+//! `audit query|report|stats`), [`scan`] (file names and fast line reading). For a cluster:
+//! [`database`] (the writer into `audit_log`), [`db_read`] (reading it back without changing
+//! it), [`verify_db`] (checking every node's chain there), [`export`] (a node's records out
+//! as the files above, ready to be deleted from the table).
 //!
 //! # Files
 //!
@@ -86,6 +89,8 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod database;
+pub mod db_read;
+pub mod export;
 pub mod query;
 pub mod record;
 pub(crate) mod recovery;
@@ -93,6 +98,7 @@ pub mod scan;
 pub mod signing_key;
 mod syncer;
 pub mod verify;
+pub mod verify_db;
 pub mod writer;
 
 pub use record::{AuditEvent, Outcome};

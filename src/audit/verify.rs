@@ -94,6 +94,42 @@ fn sniff_seq(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
+/// The signature rule, shared by the file and the database verifiers: with keys given, each
+/// checkpoint must verify with one of them, and never with an older key than an earlier
+/// checkpoint did (a retired key cannot vouch for what its successor signed).
+pub(crate) struct Signatures<'k> {
+    pubkeys: &'k [PublicKey],
+    newest: usize,
+}
+
+impl<'k> Signatures<'k> {
+    pub(crate) fn new(pubkeys: &'k [PublicKey]) -> Self {
+        Signatures { pubkeys, newest: 0 }
+    }
+
+    /// `Ok` when `cp` may be used to judge records (always, without keys); the error says why not.
+    pub(crate) fn check(&mut self, cp: &Checkpoint) -> Result<(), String> {
+        if self.pubkeys.is_empty() {
+            return Ok(());
+        }
+        if cp.sig.is_none() {
+            return Err("checkpoint is not signed".into());
+        }
+        match self.pubkeys.iter().position(|pk| pk.verifies(cp)) {
+            None => Err("checkpoint signature does not verify with the given public key(s) (forged or altered, or signed by a key not given)".into()),
+            Some(k) if k < self.newest => Err(format!(
+                "checkpoint signed by --pubkey number {} after one signed by its successor, number {}: a retired key signed it (stolen?)",
+                k + 1,
+                self.newest + 1
+            )),
+            Some(k) => {
+                self.newest = k;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Loads and checks one checkpoint file; problems go to `problems`.
 fn load_checkpoints(
     path: &Path,
@@ -111,7 +147,7 @@ fn load_checkpoints(
         ));
     }
     let mut last_seq = 0;
-    let mut newest_key = 0;
+    let mut signatures = Signatures::new(pubkeys);
     let mut n = 0;
     for l in cf.lines {
         let problem = |what: String, seq: Option<u64>| Problem {
@@ -130,32 +166,9 @@ fn load_checkpoints(
         n += 1;
         // A checkpoint that fails its signature is reported and then ignored: it must not be
         // used to judge the records.
-        if !pubkeys.is_empty() {
-            if cp.sig.is_none() {
-                problems.push(problem("checkpoint is not signed".into(), Some(cp.seq)));
-                continue;
-            }
-            match pubkeys.iter().position(|pk| pk.verifies(&cp)) {
-                None => {
-                    problems.push(problem(
-                        "checkpoint signature does not verify with the given public key(s) (forged or altered, or signed by a key not given)".into(),
-                        Some(cp.seq),
-                    ));
-                    continue;
-                }
-                Some(k) if k < newest_key => {
-                    problems.push(problem(
-                        format!(
-                            "checkpoint signed by --pubkey number {} after one signed by its successor, number {}: a retired key signed it (stolen?)",
-                            k + 1,
-                            newest_key + 1
-                        ),
-                        Some(cp.seq),
-                    ));
-                    continue;
-                }
-                Some(k) => newest_key = k,
-            }
+        if let Err(what) = signatures.check(&cp) {
+            problems.push(problem(what, Some(cp.seq)));
+            continue;
         }
         if cp.seq <= last_seq {
             problems.push(problem(

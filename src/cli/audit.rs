@@ -1,26 +1,34 @@
-//! `popgate audit query|verify|report|stats`: operators read and check the audit log.
+//! `popgate audit query|verify|report|stats|export`: operators read and check the audit log,
+//! in files (`--dir DIR`) or in a cluster's database (`--db URL`).
 //!
 //! Only the command line lives here: the clap arguments, turning them into the library's
 //! types (a bad value is reported with the flag it came from), and printing tables, `--json`
-//! and warnings about lines that were not records. Which records match, how the files are
-//! read and what is counted belong to [`crate::audit::query`] (and [`crate::audit::verify`]
-//! for `verify`), so that every reader of the log selects and counts alike; nothing here
-//! reads the files itself. All four commands are read-only and safe on a live log.
+//! and warnings about lines that were not records. Which records match, how the files or rows
+//! are read and what is counted belong to [`crate::audit::query`] (and
+//! [`crate::audit::verify`], [`crate::audit::verify_db`] for `verify`), so that every reader
+//! of the log selects and counts alike; nothing here reads the log itself. All four commands
+//! are read-only and safe on a live log; `export` (`audit_export.rs`) only reads the database.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::audit::checkpoint::PublicKey;
+use crate::audit::db_read::{self, DbReadError};
 use crate::audit::query::{
-    Bound, Counts, FileLog, Filter, QueryError, Skipped, Source, TimeRange, owned,
+    Bound, Counts, DbLog, FileLog, Filter, Fold, Order, Part, QueryError, Skipped, Source,
+    TimeRange, owned,
 };
 use crate::audit::record::{Outcome, Record};
 use crate::audit::verify::{VerifyOptions, verify};
+use crate::audit::verify_db;
+use crate::pg::DbUrl;
+
+use super::audit_export::{self, ExportArgs};
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -38,6 +46,74 @@ pub enum AuditCommand {
     Report(ReportArgs),
     /// Counts by client and outcome, and the reuse rate.
     Stats(StatsArgs),
+    /// Write each node's records in the database as JSON Lines files that `audit verify
+    /// --dir` checks, and print the SQL that removes them from the table.
+    Export(ExportArgs),
+}
+
+/// Where the log is: exactly one of the two.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// The audit directory (`[audit].dir`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The database of `[audit] backend = "postgres"` (`[store].url`), in place of --dir:
+    /// every node's records.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+}
+
+/// [`LogArgs`] checked.
+enum LogAt {
+    Dir(PathBuf),
+    Db(Box<DbUrl>),
+}
+
+impl LogArgs {
+    fn at(&self) -> anyhow::Result<LogAt> {
+        match (&self.dir, &self.db) {
+            (Some(_), Some(_)) => {
+                bail!("give --dir DIR (a file log) or --db URL (the database log), not both")
+            }
+            (None, None) => bail!("give --dir DIR (a file log) or --db URL (the database log)"),
+            (Some(d), None) => Ok(LogAt::Dir(d.clone())),
+            (None, Some(u)) => Ok(LogAt::Db(Box::new(db_url(u)?))),
+        }
+    }
+}
+
+/// `--db` as a URL; a bad one names the flag.
+pub(super) fn db_url(text: &str) -> anyhow::Result<DbUrl> {
+    DbUrl::parse(text).map_err(|e| anyhow!("--db: {e}"))
+}
+
+/// The database reader's errors in the words of `--db`.
+pub(super) fn db_error(url: &DbUrl, e: DbReadError) -> anyhow::Error {
+    match e {
+        DbReadError::BadUrl(m) | DbReadError::Unreachable(m) => anyhow!("--db: {m}"),
+        e => anyhow!("--db {}: {e}", url.describe()),
+    }
+}
+
+/// The log the flags named, read through the one engine either way.
+enum Log {
+    Files(FileLog),
+    Db(Box<DbLog>),
+}
+
+impl Source for Log {
+    fn fold<F: Fold, E: From<QueryError>>(
+        &self,
+        filter: &Filter,
+        order: Order,
+        fold: &F,
+        merge: impl FnMut(Part<F::Part>) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        match self {
+            Log::Files(l) => l.fold(filter, order, fold, merge),
+            Log::Db(l) => l.fold(filter, order, fold, merge),
+        }
+    }
 }
 
 /// Time range shared by the scanning commands.
@@ -53,9 +129,8 @@ pub struct Range {
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    /// The audit directory (`[audit].dir`).
-    #[arg(long)]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Only this client id.
     #[arg(long)]
     pub client: Option<String>,
@@ -81,10 +156,13 @@ pub struct QueryArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The audit directory (`[audit].dir`).
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// An earlier copy of checkpoints.jsonl kept elsewhere (a witness) to check the log against.
+    /// With --db: every node's chain, and its checkpoints in audit_checkpoints. A node whose
+    /// rows start above seq 1 must be anchored by a kept checkpoint of the seq before (what
+    /// `audit export` and its DELETE leave).
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// An earlier copy of checkpoints.jsonl kept elsewhere (a witness) to check the log against
+    /// (--dir only).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// The audit public key: a file with 64 hex digits (`certs/audit.pub`). Without it,
@@ -95,15 +173,15 @@ pub struct VerifyArgs {
     /// The oldest files were moved away on purpose: check the log from its first file present,
     /// which must continue from a checkpoint of the record before it (popgate writes one for
     /// each file's last record). Give --pubkey too, or that checkpoint's signature is not checked.
+    /// (--dir only: with --db an anchored start is always accepted, and always checked.)
     #[arg(long)]
     pub archived: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// The audit directory (`[audit].dir`).
-    #[arg(long)]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// The citizen id.
     #[arg(long)]
     pub citizen: String,
@@ -116,9 +194,8 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// The audit directory (`[audit].dir`).
-    #[arg(long)]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
     #[command(flatten)]
     pub range: Range,
     /// Print one JSON object instead of a table.
@@ -134,6 +211,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify(a) => verify_cmd(a, &mut out),
         AuditCommand::Report(a) => report(a, &mut out),
         AuditCommand::Stats(a) => stats(a, &mut out),
+        AuditCommand::Export(a) => audit_export::run(a, &mut out),
     };
     let r = r.and_then(|code| {
         out.flush()?;
@@ -161,9 +239,17 @@ fn time_range(range: &Range) -> anyhow::Result<TimeRange> {
     TimeRange::new(bound("since", &range.since)?, bound("until", &range.until)?).map_err(flag_error)
 }
 
-/// The log in `--dir`.
-fn open_log(dir: &Path) -> anyhow::Result<FileLog> {
-    FileLog::open(dir).map_err(flag_error)
+/// The log in `--dir` or `--db`.
+fn open_log(args: &LogArgs) -> anyhow::Result<Log> {
+    match args.at()? {
+        LogAt::Dir(dir) => FileLog::open(dir).map(Log::Files).map_err(flag_error),
+        LogAt::Db(url) => DbLog::open(&url)
+            .map(|l| Log::Db(Box::new(l)))
+            .map_err(|e| match e {
+                QueryError::Db(e) => db_error(&url, e),
+                e => flag_error(e),
+            }),
+    }
 }
 
 /// The library's errors in the words of this command's flags.
@@ -268,7 +354,7 @@ fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             "SEQ", "TS", "CLIENT", "METHOD", "CITIZEN", "OUTCOME", "REUSED", "FIELDS", "PURPOSE"
         )?;
     }
-    let log = open_log(&a.dir)?;
+    let log = open_log(&a.log)?;
     let json = a.json;
     let mut warnings = Warnings::default();
     let n = log.query(
@@ -298,6 +384,15 @@ fn query(a: QueryArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A record's seq, qualified by its node when it has one (the database holds one chain per
+/// node, so a seq alone names no record there).
+fn seq_text(r: &Record<'_>) -> String {
+    match &r.node {
+        Some(node) => format!("{}:{}", clean(node, 32), r.seq),
+        None => r.seq.to_string(),
+    }
+}
+
 fn table_row(buf: &mut Vec<u8>, r: &Record<'_>) {
     let mut outcome = r.outcome.to_string();
     if let Some(c) = r.count {
@@ -307,7 +402,7 @@ fn table_row(buf: &mut Vec<u8>, r: &Record<'_>) {
     let _ = writeln!(
         buf,
         "{:>8}  {:27}  {:16}  {:10}  {:12}  {:12}  {:6}  {:30}  {:24}  {}",
-        r.seq,
+        seq_text(r),
         clean(&r.ts, 27),
         clean(&r.client, 16),
         clean(&r.method, 10),
@@ -324,27 +419,38 @@ fn table_row(buf: &mut Vec<u8>, r: &Record<'_>) {
 }
 
 fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    if !a.dir.is_dir() {
-        bail!("--dir {}: no such directory", a.dir.display());
+    let dir = match a.log.at()? {
+        LogAt::Dir(dir) => dir,
+        LogAt::Db(url) => {
+            if a.checkpoint.is_some() {
+                bail!(
+                    "--checkpoint is for --dir: a witness file holds one chain's checkpoints, the database one per node"
+                );
+            }
+            if a.archived {
+                bail!(
+                    "--archived is for --dir: with --db a node whose rows start above seq 1 is accepted when a kept checkpoint anchors it"
+                );
+            }
+            return verify_db_cmd(&url, &pubkeys(&a.pubkey)?, out);
+        }
+    };
+    if !dir.is_dir() {
+        bail!("--dir {}: no such directory", dir.display());
     }
-    let pubkeys = a
-        .pubkey
-        .iter()
-        .map(|p| PublicKey::from_hex_file(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("--pubkey {e}"))?;
+    let pubkeys = pubkeys(&a.pubkey)?;
     if let Some(w) = &a.checkpoint
         && !w.is_file()
     {
         bail!("--checkpoint {}: no such file", w.display());
     }
     let rep = verify(&VerifyOptions {
-        dir: a.dir.clone(),
+        dir: dir.clone(),
         witness: a.checkpoint,
         pubkeys,
         archived: a.archived,
     })
-    .with_context(|| format!("reading {}", a.dir.display()))?;
+    .with_context(|| format!("reading {}", dir.display()))?;
     for n in &rep.notes {
         eprintln!("note: {n}");
     }
@@ -390,9 +496,103 @@ fn verify_cmd(a: VerifyArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--pubkey` files, oldest key first.
+fn pubkeys(files: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    files
+        .iter()
+        .map(|p| PublicKey::from_hex_file(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("--pubkey {e}"))
+}
+
+/// Runs `f` on a fresh single-threaded runtime: the database commands are one connection's
+/// worth of work.
+pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(f))
+}
+
+/// `audit verify --db`: a line per node, `NOT INTACT:` first for the first problem.
+fn verify_db_cmd(
+    url: &DbUrl,
+    pubkeys: &[PublicKey],
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let rep = block_on(async {
+        let mut client = db_read::connect(url).await?;
+        verify_db::verify(&mut client, pubkeys).await
+    })?
+    .map_err(|e| db_error(url, e))?;
+    let problems: Vec<_> = rep
+        .nodes
+        .iter()
+        .filter_map(|n| n.problem.as_ref())
+        .collect();
+    for (i, p) in problems.iter().enumerate() {
+        let lead = if i == 0 { "NOT INTACT:" } else { "also:" };
+        writeln!(out, "{lead} {p}")?;
+    }
+    for n in &rep.nodes {
+        for note in &n.notes {
+            eprintln!("note: node {}: {note}", n.node);
+        }
+        if n.problem.is_some() {
+            writeln!(
+                out,
+                "node {}: {} record(s) checked before the problem",
+                n.node, n.records
+            )?;
+            continue;
+        }
+        let head = n
+            .head
+            .map(|h| {
+                format!(
+                    "head seq {} hash {}",
+                    h.seq,
+                    crate::audit::chain::to_hex(&h.hash)
+                )
+            })
+            .unwrap_or_else(|| "empty".into());
+        let from = match (n.first, n.anchored_at) {
+            (Some(f), Some(a)) => format!(
+                " from seq {f} (records 1..={a} removed, anchored by the checkpoint of seq {a})"
+            ),
+            (None, Some(a)) => {
+                format!(" (records 1..={a} removed, anchored by the checkpoint of seq {a})")
+            }
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "node {}: intact: {} record(s){from}, {head}; {} checkpoint(s)",
+            n.node, n.records, n.checkpoints
+        )?;
+    }
+    let signatures = if rep.signatures_checked {
+        "verified"
+    } else {
+        "not checked (pass --pubkey)"
+    };
+    if rep.intact() {
+        let records: u64 = rep.nodes.iter().map(|n| n.records).sum();
+        writeln!(
+            out,
+            "intact: {} node(s), {records} record(s); signatures {signatures}",
+            rep.nodes.len()
+        )?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}
+
 fn report(a: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let range = time_range(&a.range)?;
-    let log = open_log(&a.dir)?;
+    let log = open_log(&a.log)?;
     if a.json {
         let rep = log.report(&a.citizen, &range, |_, line| line.to_vec())?;
         Warnings::all(&rep.skipped);
@@ -430,7 +630,7 @@ fn report(a: ReportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             clean(&r.purpose, 24),
             r.outcome.as_str(),
             if r.reused { "yes" } else { "no" },
-            r.seq,
+            seq_text(r),
             clean(&r.request_id, 40)
         )?;
     }
@@ -451,7 +651,7 @@ struct StatsOut<'a> {
 
 fn stats(a: StatsArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let filter = Filter::range(time_range(&a.range)?);
-    let st = open_log(&a.dir)?.stats(&filter)?;
+    let st = open_log(&a.log)?.stats(&filter)?;
     Warnings::all(&st.skipped);
     let s = StatsOut {
         since: filter.range.since().map(Bound::as_str),

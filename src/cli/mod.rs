@@ -3,6 +3,7 @@
 //! configuration); a check that fails returns exit code 1 from its `run`.
 
 mod audit;
+mod audit_export;
 mod bench;
 mod certs;
 mod check_config;

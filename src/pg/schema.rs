@@ -79,6 +79,9 @@ CREATE TABLE audit_checkpoints (
 /// The schema version this binary writes and reads.
 pub const LATEST: i32 = MIGRATIONS.len() as i32;
 
+/// The first version with `audit_log` and `audit_checkpoints`.
+pub const AUDIT_LOG: i32 = 2;
+
 /// What a migration did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migrated {
@@ -93,8 +96,53 @@ pub enum SchemaError {
         "the database's schema is version {found}, newer than this popgate knows ({known}): run a popgate at least as new as the one that migrated it"
     )]
     TooNew { found: i32, known: i32 },
+    /// For a reader that must not migrate: no popgate schema at all (the wrong database?).
+    #[error(
+        "the database holds no popgate schema (no table popgate_schema): check the URL, or run `popgate db migrate`"
+    )]
+    Missing,
+    /// For a reader that must not migrate: a schema older than what it reads.
+    #[error(
+        "the database's schema is version {found}; this needs version {need} or later: run `popgate db migrate`"
+    )]
+    TooOld { found: i32, need: i32 },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Refuses a schema newer than this binary knows: it could misread it.
+fn known(found: i32) -> Result<(), SchemaError> {
+    if found > LATEST {
+        return Err(SchemaError::TooNew {
+            found,
+            known: LATEST,
+        });
+    }
+    Ok(())
+}
+
+/// The schema version, for a reader that must not change the database (`popgate audit …
+/// --db`): at least `need`, and not newer than this binary knows. Creates nothing, so it
+/// works on a read-only connection or a standby.
+pub async fn check(client: &Client, need: i32) -> Result<i32, SchemaError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('popgate_schema') IS NOT NULL", &[])
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    if !exists {
+        return Err(SchemaError::Missing);
+    }
+    let found: i32 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM popgate_schema", &[])
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    known(found)?;
+    if found < need {
+        return Err(SchemaError::TooOld { found, need });
+    }
+    Ok(found)
 }
 
 /// Applies the migrations the database lacks, in one transaction.
@@ -117,12 +165,7 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError> {
         .await
         .map_err(unavailable)?
         .get(0);
-    if from > LATEST {
-        return Err(SchemaError::TooNew {
-            found: from,
-            known: LATEST,
-        });
-    }
+    known(from)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let version = i as i32 + 1;
         tx.batch_execute(sql).await.map_err(unavailable)?;

@@ -2,8 +2,8 @@
 //! reader that needs records selected, paged or counted (the command line today; a console
 //! later).
 //!
-//! Two halves, kept apart so that a second place the lines come from (a database table of the
-//! same JSON lines) needs only a new [`Source`] and no change to the rest:
+//! Two halves, kept apart so that each place the lines come from needs only its own
+//! [`Source`] and no change to the rest:
 //!
 //! - what to do with records, knowing nothing of files: the [`Filter`] (validated [`Bound`]s
 //!   and a [`TimeRange`], client, citizen, method, purpose, certificate, outcome) and its cheap line test,
@@ -11,7 +11,8 @@
 //!   [`Report`] of a citizen's accesses, a [`Page`] of the newest matches);
 //! - where the lines come from: [`Source::fold`], which reads parts of a log on several
 //!   threads and hands each part's fold back in log order. [`FileLog`] implements it for the
-//!   files under `[audit].dir`. [`Source`]'s other methods are written against `fold` alone.
+//!   files under `[audit].dir`, [`DbLog`] for the `audit_log` table of a cluster's database.
+//!   [`Source`]'s other methods are written against `fold` alone.
 //!
 //! Read-only: nothing here changes the log, so it is safe on a live one (a line being written
 //! shows as an incomplete last line and is skipped). Scans stream the lines once, parse them in
@@ -28,6 +29,7 @@ mod page;
 mod report;
 mod stats;
 
+pub mod database;
 pub mod files;
 pub mod filter;
 
@@ -37,6 +39,7 @@ use thiserror::Error;
 
 use super::record::Record;
 
+pub use database::DbLog;
 pub use files::FileLog;
 pub use filter::{Bound, Filter, Matcher, TimeRange};
 pub use fold::{BadLine, Fold, Order, Part, Skipped};
@@ -57,6 +60,10 @@ pub enum QueryError {
     /// The caller's: the log directory named does not exist.
     #[error("{}: no such directory", dir.display())]
     NoLog { dir: PathBuf },
+    /// Reading the log in the database failed: it cannot be reached, has no schema this
+    /// binary reads, or a query failed.
+    #[error(transparent)]
+    Db(#[from] super::db_read::DbReadError),
     /// Ours or the machine's: reading the log failed (permissions, I/O error).
     #[error("reading {}", path.display())]
     Read {
@@ -70,7 +77,7 @@ impl QueryError {
     /// Whether the caller can fix it by asking differently (a console answers 400), as opposed
     /// to the log being unreadable.
     pub fn is_caller_error(&self) -> bool {
-        !matches!(self, QueryError::Read { .. })
+        !matches!(self, QueryError::Read { .. } | QueryError::Db(_))
     }
 }
 
