@@ -217,6 +217,24 @@ fn assert_nothing_answered_is_missing(pg: &TestPostgres, tally: &Tally, nodes: &
             "{node}: rows whose record names another seq or node"
         );
     }
+    // And the operators' own check agrees: every node's chain and checkpoints are intact.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args(["audit", "verify", "--db", &pg.url()])
+        .output()
+        .expect("run popgate audit verify");
+    assert!(
+        out.status.success(),
+        "audit verify --db: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    for node in nodes {
+        assert!(
+            said.contains(node),
+            "verify --db says nothing of {node}: {said}"
+        );
+    }
     let id = WRITE_ID.trim_start_matches('0');
     let versions: BTreeSet<u64> = pg
         .psql(&format!(
