@@ -71,6 +71,40 @@ async fn a_node_killed_with_minus_9_holds_up_no_one_for_longer_than_its_lease() 
     assert_eq!(expired, "t");
 }
 
+/// A rolling restart: a node shut down cleanly gives up its lease as it goes, so no write on
+/// the others waits for it — with a 15 s lease, a write that did would miss the test's 10 s
+/// deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shut_down_cleanly_gives_up_its_lease_and_holds_up_no_write() {
+    let mut c = TestCluster::start(3, 15_000).await;
+    put(&c.nodes[0], "Nguyễn Văn An", 0).await;
+    let lookup = || lookup_req(ID, &["full_name"], "health-insurance");
+    // The third node holds a lease and has the record in its cache.
+    let mut third = c.nodes[2].agency("ministry").await;
+    third.lookup(lookup()).await.unwrap();
+    assert!(third.lookup(lookup()).await.unwrap().into_inner().reused);
+    // Its last client goes first, so the shutdown need not wait out its grace period.
+    drop(third);
+    c.nodes.pop().expect("three nodes").stop().await;
+    let ended =
+        c.pg.psql("SELECT lease_until <= now() FROM nodes WHERE node_id = 'gw-3'");
+    assert_eq!(ended, "t", "gw-3 still holds a lease after its shutdown");
+    let v = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        put(&c.nodes[0], "Nguyễn Văn An 2", 1),
+    )
+    .await
+    .expect("the write waited for a node that had left");
+    let got = c.nodes[1]
+        .agency("ministry")
+        .await
+        .lookup(lookup())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.citizen.unwrap().version, v);
+}
+
 #[test]
 fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
     let pg = common::pg::TestPostgres::start();

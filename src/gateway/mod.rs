@@ -326,8 +326,10 @@ impl Gateway {
         &self.node_id
     }
 
-    /// Stops taking audit records and makes those taken durable (at shutdown).
+    /// At shutdown, after the last call: leaves the cluster (if any), then stops taking audit
+    /// records and makes those taken durable.
     pub async fn shutdown(&self) -> Result<(), AuditError> {
+        self.store.leave().await;
         self.audit.shutdown().await
     }
 

@@ -106,6 +106,10 @@ pub trait Store: Send + Sync + 'static {
     fn members(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
         None
     }
+
+    /// At shutdown, after the last call: leave the cluster, so that no other node waits for
+    /// this one. Nothing to do for a store of one process.
+    async fn leave(&self) {}
 }
 
 /// Bulk loading for seeding: many records at once, made durable by [`Loader::flush`].

@@ -30,7 +30,7 @@
 //! waiting for what must happen, never for a time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ pub struct Coherence {
     /// Nodes holding a lease, this one included, as of the last renewal.
     live: watch::Sender<usize>,
     acks: Mutex<Acks>,
+    /// Set at shutdown: the lease is given up and never renewed again.
+    leaving: AtomicBool,
 }
 
 #[derive(Default)]
@@ -91,7 +93,17 @@ impl Coherence {
             held: watch::Sender::new(false),
             live: watch::Sender::new(1),
             acks: Mutex::new(Acks::default()),
+            leaving: AtomicBool::new(false),
         })
+    }
+
+    /// At shutdown, once no call is served any more: stop serving from the cache and renewing
+    /// the lease. The caller then ends the lease in the database, so that the other nodes'
+    /// writes stop waiting for this one at once rather than when its lease runs out.
+    pub fn leave(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.deadline.store(0, Ordering::Release);
+        self.cache.clear();
     }
 
     fn now(&self) -> u64 {
@@ -192,6 +204,9 @@ impl Coherence {
             }
             tokio::select! {
                 _ = tick.tick() => {
+                    if self.leaving.load(Ordering::Acquire) {
+                        continue;
+                    }
                     let sent = self.now();
                     let row = tokio::time::timeout(every, client.query_one(&renew, &[&self.node, &lease_ms]))
                         .await

@@ -291,4 +291,33 @@ impl Store for PgStore {
     fn members(&self) -> Option<watch::Receiver<usize>> {
         Some(self.coherence.members())
     }
+
+    async fn leave(&self) {
+        self.coherence.leave();
+        // Ends the lease now (the database's clock), so a write on another node no longer
+        // waits for this node's acknowledgement. If the database cannot be reached, the lease
+        // simply runs out, as for a node that died.
+        let ended = async {
+            let mut guard = self.writers.get().await?;
+            let client = guard
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("no write connection".into()))?;
+            client
+                .execute(
+                    "UPDATE nodes SET lease_until = now() WHERE node_id = $1",
+                    &[&self.coherence.node()],
+                )
+                .await
+                .map_err(unavailable)
+        };
+        match tokio::time::timeout(self.coherence.lease(), ended).await {
+            Ok(Ok(_)) => {
+                tracing::info!(node = %self.coherence.node(), "left the cluster: cache lease given up")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot give up the cache lease: it runs out by itself")
+            }
+            Err(_) => tracing::warn!("giving up the cache lease timed out: it runs out by itself"),
+        }
+    }
 }
