@@ -284,8 +284,32 @@ async fn open_reader(db: &Db) -> Result<(Reader, watch::Receiver<bool>), StoreEr
 /// A few write connections, each used by one transaction at a time and opened on demand.
 pub struct Writers {
     db: Db,
-    slots: Vec<Mutex<Option<Client>>>,
+    slots: Vec<Mutex<Option<WriteConn>>>,
     next: AtomicUsize,
+}
+
+/// A write connection and the statements prepared on it so far. A statement sent as text is
+/// parsed and described by the server in a round trip of its own before it runs; a write
+/// transaction is a handful of statements, several of them while the change log's row lock is
+/// held, so each is prepared once per connection.
+pub struct WriteConn {
+    pub client: Client,
+    prepared: std::collections::HashMap<&'static str, tokio_postgres::Statement>,
+}
+
+impl WriteConn {
+    /// `sql` prepared on this connection (at its first use here).
+    pub async fn statement(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<tokio_postgres::Statement, StoreError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(unavailable)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
 }
 
 impl Writers {
@@ -299,7 +323,7 @@ impl Writers {
 
     /// A write connection for one transaction: a free one if there is, else the next in turn,
     /// (re)opened if it was closed.
-    pub async fn get(&self) -> Result<MutexGuard<'_, Option<Client>>, StoreError> {
+    pub async fn get(&self) -> Result<MutexGuard<'_, Option<WriteConn>>, StoreError> {
         let mut guard = None;
         for slot in &self.slots {
             if let Ok(g) = slot.try_lock() {
@@ -314,8 +338,11 @@ impl Writers {
                 self.slots[i].lock().await
             }
         };
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.db.connect().await?.client);
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = Some(WriteConn {
+                client: self.db.connect().await?.client,
+                prepared: Default::default(),
+            });
         }
         Ok(guard)
     }

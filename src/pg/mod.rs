@@ -7,5 +7,5 @@ pub mod db;
 pub mod schema;
 mod tls;
 
-pub use db::{Backoff, Connection, Db, DbUrl, Readers, Writers, unavailable};
+pub use db::{Backoff, Connection, Db, DbUrl, Readers, WriteConn, Writers, unavailable};
 pub use schema::{Migrated, SchemaError, migrate};

@@ -109,6 +109,20 @@ fn key(id: CitizenId) -> i64 {
     id.as_u64() as i64
 }
 
+/// The statements of a write, prepared once per write connection.
+const LOCK_ID: &str = "SELECT pg_advisory_xact_lock($1)";
+const READ_FOR_WRITE: &str = "SELECT record FROM citizens WHERE id = $1";
+const UPSERT: &str = "INSERT INTO citizens (id, version, record) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record";
+/// The next seq, the change log's row and the notification (payload "seq id node"), at once.
+const LOG_CHANGE: &str = "WITH s AS (
+         UPDATE counters SET change_seq = change_seq + 1, citizens = citizens + $1
+         WHERE id = 1 RETURNING change_seq),
+     c AS (
+         INSERT INTO changes (seq, citizen_id, version, fields, record, node)
+         SELECT change_seq, $2, $3, $4, $5, $6 FROM s RETURNING seq)
+     SELECT seq, pg_notify($7, seq::text || ' ' || $8::text || ' ' || $6::text) FROM c";
+
 impl PgStore {
     /// The other nodes holding a live lease, with how long each has left.
     async fn live_nodes(&self) -> Result<Vec<(String, Duration)>, StoreError> {
@@ -159,15 +173,17 @@ impl Store for PgStore {
         let id = record.id;
         let seq = {
             let mut guard = self.writers.get().await?;
-            let client = guard
+            let conn = guard
                 .as_mut()
                 .ok_or_else(|| StoreError::Unavailable("no write connection".into()))?;
-            let tx = client.transaction().await.map_err(unavailable)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key(id)])
-                .await
-                .map_err(unavailable)?;
+            let lock = conn.statement(LOCK_ID).await?;
+            let read = conn.statement(READ_FOR_WRITE).await?;
+            let upsert = conn.statement(UPSERT).await?;
+            let log = conn.statement(LOG_CHANGE).await?;
+            let tx = conn.client.transaction().await.map_err(unavailable)?;
+            tx.execute(&lock, &[&key(id)]).await.map_err(unavailable)?;
             let old = tx
-                .query_opt("SELECT record FROM citizens WHERE id = $1", &[&key(id)])
+                .query_opt(&read, &[&key(id)])
                 .await
                 .map_err(unavailable)?
                 .map(|row| encoding::decode(id, row.get::<_, &[u8]>(0)))
@@ -186,44 +202,32 @@ impl Store for PgStore {
             }
             let bytes = encoding::encode(&record);
             let version = record.version as i64;
-            tx.execute(
-                "INSERT INTO citizens (id, version, record) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record",
-                &[&key(id), &version, &bytes],
-            )
-            .await
-            .map_err(unavailable)?;
-            // Last before the commit: this row lock orders the writers, so seqs are drawn in
-            // commit order (see `schema`).
+            tx.execute(&upsert, &[&key(id), &version, &bytes])
+                .await
+                .map_err(unavailable)?;
+            // Last before the commit, in one statement: the counter's row lock orders the
+            // writers, so seqs are drawn in commit order (see `schema`), and it is held from
+            // here to the commit — one round trip and the commit, nothing more.
             let new = i64::from(old.is_none());
+            let fields: Vec<&str> = registry::fields_changed(old.as_ref(), &record).names();
+            let id_text = id.as_u64().to_string();
             let seq: i64 = tx
                 .query_one(
-                    "UPDATE counters SET change_seq = change_seq + 1, citizens = citizens + $1
-                     WHERE id = 1 RETURNING change_seq",
-                    &[&new],
+                    &log,
+                    &[
+                        &new,
+                        &key(id),
+                        &version,
+                        &fields,
+                        &bytes,
+                        &self.coherence.node(),
+                        &coherence::CHANGES,
+                        &id_text,
+                    ],
                 )
                 .await
                 .map_err(unavailable)?
                 .get(0);
-            let fields: Vec<&str> = registry::fields_changed(old.as_ref(), &record).names();
-            tx.execute(
-                "INSERT INTO changes (seq, citizen_id, version, fields, record, node)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &seq,
-                    &key(id),
-                    &version,
-                    &fields,
-                    &bytes,
-                    &self.coherence.node(),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
-            let payload = format!("{seq} {} {}", id.as_u64(), self.coherence.node());
-            tx.execute("SELECT pg_notify($1, $2)", &[&coherence::CHANGES, &payload])
-                .await
-                .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
             seq as u64
         };
@@ -299,10 +303,10 @@ impl Store for PgStore {
         // simply runs out, as for a node that died.
         let ended = async {
             let mut guard = self.writers.get().await?;
-            let client = guard
+            let conn = guard
                 .as_mut()
                 .ok_or_else(|| StoreError::Unavailable("no write connection".into()))?;
-            client
+            conn.client
                 .execute(
                     "UPDATE nodes SET lease_until = now() WHERE node_id = $1",
                     &[&self.coherence.node()],
