@@ -47,6 +47,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub changes: ChangesConfig,
     /// Every caller the gateway knows, by certificate CN.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -217,6 +219,32 @@ impl Default for CacheConfig {
         CacheConfig {
             capacity: default_cache_capacity(),
             ttl_secs: default_cache_ttl(),
+        }
+    }
+}
+
+/// The change log that change subscriptions (Follow, WatchChanges) read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesConfig {
+    /// Changes are kept at least this long (and dropped within a minute after), so a watcher
+    /// may resume from any position this recent; an older one must resync with Lookup.
+    #[serde(default = "default_retain_secs")]
+    pub retain_secs: u64,
+}
+
+/// 30 days.
+fn default_retain_secs() -> u64 {
+    2_592_000
+}
+
+/// The longest retention taken: ten years.
+pub const MAX_RETAIN_SECS: u64 = 10 * 365 * 86_400;
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig {
+            retain_secs: default_retain_secs(),
         }
     }
 }
@@ -443,6 +471,14 @@ impl Config {
             return Err(invalid(
                 "cache.ttl_secs",
                 "must be at least 1 (set cache.capacity = 0 to turn the cache off)",
+            ));
+        }
+        if !(60..=MAX_RETAIN_SECS).contains(&self.changes.retain_secs) {
+            return Err(invalid(
+                "changes.retain_secs",
+                format!(
+                    "must be between 60 and {MAX_RETAIN_SECS} (seconds a change is kept for watchers to resume; default 2592000, 30 days)"
+                ),
             ));
         }
         if self.limits.max_in_flight == 0 {
