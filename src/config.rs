@@ -283,7 +283,8 @@ fn default_max_streams() -> u32 {
     256
 }
 fn default_max_message_bytes() -> usize {
-    64 * 1024
+    // A full Follow batch (10,000 ids, about 140 KB) must fit (CONTRACT §5).
+    256 * 1024
 }
 
 impl Default for LimitsConfig {

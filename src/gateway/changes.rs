@@ -264,7 +264,13 @@ impl Gateway {
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Err(broadcast::error::RecvError::Closed) => return Err(Stop::Gone),
                     },
-                    () = self.clock.sleep_until(s.progress_due) => self.progress(s).await?,
+                    () = self.clock.sleep_until(s.progress_due) => {
+                        // Report as far as the log is committed, not only as far as the feed
+                        // has got: a write that has answered is behind every progress after.
+                        let horizon = *self.changes.horizon().borrow();
+                        self.catch_up(s, horizon).await?;
+                        self.progress(s).await?
+                    }
                     () = s.tx.closed() => return Err(Stop::Gone),
                 }
             }
@@ -298,9 +304,7 @@ impl Gateway {
     async fn deliver(&self, s: &mut Stream, change: &Change) -> Result<(), Stop> {
         let caller = self.recheck(&s.caller, Method::WatchChanges)?;
         let client = &caller.client;
-        let changed = change
-            .fields
-            .intersect(client.read.union(client.verify));
+        let changed = change.fields.intersect(client.read.union(client.verify));
         if changed.is_empty() {
             // Touched nothing this caller may know of: not carried.
             return Ok(());
@@ -407,15 +411,21 @@ impl Gateway {
         let weak = Arc::downgrade(self);
         let (log, clock) = (self.changes.clone(), self.clock.clone());
         tokio::spawn(async move {
+            // Deadlines on the clock, not sleeps from whenever a pass ended: a pass that ran
+            // late (or a test's clock moved far at once) does not push the next ones back.
+            let mut next = clock.now();
             loop {
-                clock.sleep(PRUNE_EVERY).await;
+                next = next.after(PRUNE_EVERY);
+                clock.sleep_until(next).await;
                 let Some(gw) = weak.upgrade() else { return };
                 let before = clock.wall().checked_sub(retain);
                 if let Some(before) = before {
                     match log.prune(before).await {
                         Ok(n) if n > 0 => tracing::info!(dropped = n, "change log pruned"),
                         Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot prune the change log; will retry"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot prune the change log; will retry")
+                        }
                     }
                 }
                 gw.prunes.send_modify(|n| *n += 1);

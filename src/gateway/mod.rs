@@ -15,12 +15,12 @@
 //! audit path for everyone): [`Gateway::flush_rate_limited`] writes one record per client and
 //! method carrying the count.
 
+pub mod changes;
 pub mod follow;
 pub mod lookup;
 pub mod put;
 pub mod stats;
 pub mod verify;
-pub mod changes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,12 +43,12 @@ use crate::metrics::{ClientMetrics, Gauges, Metrics};
 use crate::policy::{Client, Method, Policy, truncate};
 use crate::store::{ChangeLog, Store, StoreError};
 
+pub use changes::{ChangeSeen, WatchEvent, WatchRequest};
 pub use follow::{FollowRequest, Followed, UnfollowRequest};
 pub use lookup::{Lookup, LookupRequest};
 pub use put::{PutRequest, Written};
 pub use stats::{Stats, StatsRequest};
 pub use verify::{Claims, FieldMatch, MatchMode, Verification, VerifyRequest, match_claims};
-pub use changes::{ChangeSeen, WatchEvent, WatchRequest};
 
 /// One method's part of the pipeline: what it checks before any data is touched, and the
 /// work it does once allowed.

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::citizen::{Citizen, Draft, LifeStatus, Sex};
 use crate::fields::{Field, FieldSet};
 use crate::gateway::{
-    Audited, Claims, FollowRequest, Followed, Lookup, LookupRequest, MatchMode, PutRequest,
-    Stats, Verification, VerifyRequest, WatchEvent, WatchRequest, Written,
+    Audited, Claims, FollowRequest, Followed, Lookup, LookupRequest, MatchMode, PutRequest, Stats,
+    Verification, VerifyRequest, WatchEvent, WatchRequest, Written,
 };
 use crate::pb;
 

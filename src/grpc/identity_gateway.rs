@@ -221,8 +221,8 @@ impl IdentityGateway for IdentityGatewayService {
             .gateway
             .watch(caller, convert::watch_request(req.into_inner()))
             .await?;
-        let out = ReceiverStream::new(events)
-            .map(|e| e.map(convert::change_event).map_err(Status::from));
+        let out =
+            ReceiverStream::new(events).map(|e| e.map(convert::change_event).map_err(Status::from));
         Ok(Response::new(Box::pin(out)))
     }
 }

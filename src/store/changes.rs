@@ -101,8 +101,7 @@ pub trait ChangeLog: Send + Sync + 'static {
     async fn follow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError>;
 
     /// Ends the follows of `ids` for `client`; ids not followed are no change.
-    async fn unfollow(&self, client: &str, ids: &[CitizenId])
-    -> Result<FollowOutcome, StoreError>;
+    async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError>;
 
     /// Changes with `after < seq <= upto`, in seq order, at most `limit`, each with its
     /// carriers. `upto` must not pass the horizon.

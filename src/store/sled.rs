@@ -141,7 +141,9 @@ fn encode_change(id: CitizenId, fields: FieldSet, at: SystemTime, record: &[u8])
 
 fn change_time(v: &[u8]) -> Result<SystemTime, StoreError> {
     if v.len() < 22 {
-        return Err(StoreError::Corrupt("a change of fewer than 22 bytes".into()));
+        return Err(StoreError::Corrupt(
+            "a change of fewer than 22 bytes".into(),
+        ));
     }
     let secs = be(&v[10..18]);
     let nanos = u32::from_be_bytes([v[18], v[19], v[20], v[21]]).min(999_999_999);
@@ -440,9 +442,14 @@ impl State {
         for kv in h.changes.range(range) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             let seq = be(&k);
-            let id = CitizenId::from_u64(be(&v))
-                .ok_or_else(|| StoreError::Corrupt(format!("change {seq} names no valid citizen")))?;
-            let spans = match h.follows.get(follow_key(client, id)).map_err(|e| self.io(e))? {
+            let id = CitizenId::from_u64(be(&v)).ok_or_else(|| {
+                StoreError::Corrupt(format!("change {seq} names no valid citizen"))
+            })?;
+            let spans = match h
+                .follows
+                .get(follow_key(client, id))
+                .map_err(|e| self.io(e))?
+            {
                 Some(s) => decode_spans(&s)?,
                 None => Vec::new(),
             };
@@ -620,11 +627,7 @@ impl ChangeLog for SledStore {
         blocking(move || state.follow_all(&client, &ids, true)).await
     }
 
-    async fn unfollow(
-        &self,
-        client: &str,
-        ids: &[CitizenId],
-    ) -> Result<FollowOutcome, StoreError> {
+    async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
         let (state, client, ids) = (self.state.clone(), client.to_owned(), ids.to_vec());
         blocking(move || state.follow_all(&client, &ids, false)).await
     }

@@ -431,14 +431,18 @@ impl IdentityGateway for Fixed {
         &self,
         _req: Request<pb::FollowRequest>,
     ) -> Result<Response<pb::FollowResponse>, Status> {
-        Err(Status::unimplemented("the baseline server answers Lookup and Verify only"))
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
     }
 
     async fn unfollow(
         &self,
         _req: Request<pb::FollowRequest>,
     ) -> Result<Response<pb::FollowResponse>, Status> {
-        Err(Status::unimplemented("the baseline server answers Lookup and Verify only"))
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
     }
 
     type WatchChangesStream = Answers<pb::ChangeEvent>;
@@ -447,7 +451,9 @@ impl IdentityGateway for Fixed {
         &self,
         _req: Request<pb::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        Err(Status::unimplemented("the baseline server answers Lookup and Verify only"))
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
     }
 }
 

@@ -73,7 +73,10 @@ impl PgStore {
         .await
         .map_err(unavailable)?;
         let head: i64 = tx
-            .query_one("SELECT change_seq FROM counters WHERE id = 1 FOR SHARE", &[])
+            .query_one(
+                "SELECT change_seq FROM counters WHERE id = 1 FOR SHARE",
+                &[],
+            )
             .await
             .map_err(unavailable)?
             .get(0);
@@ -205,11 +208,7 @@ impl ChangeLog for PgStore {
         self.follow_all(client, ids, true).await
     }
 
-    async fn unfollow(
-        &self,
-        client: &str,
-        ids: &[CitizenId],
-    ) -> Result<FollowOutcome, StoreError> {
+    async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
         self.follow_all(client, ids, false).await
     }
 
