@@ -67,7 +67,7 @@ impl PgStore {
             .ok_or_else(|| StoreError::Unavailable("no write connection".into()))?;
         let tx = conn.transaction().await.map_err(unavailable)?;
         tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))",
             &[&FOLLOW_LOCK, &client],
         )
         .await
@@ -86,7 +86,7 @@ impl PgStore {
             // the primary key); otherwise a new span opens where none is open.
             tx.query(
                 "INSERT INTO follows (client, citizen_id, since_seq)
-                 SELECT $1, w.id, $3 FROM unnest($2::bigint[]) AS w(id)
+                 SELECT $1::text, w.id, $3::bigint FROM unnest($2::bigint[]) AS w(id)
                  WHERE NOT EXISTS (SELECT 1 FROM follows f
                                    WHERE f.client = $1 AND f.citizen_id = w.id AND f.until_seq IS NULL)
                    AND NOT EXISTS (SELECT 1 FROM follows f
@@ -142,9 +142,9 @@ impl PgStore {
         };
         let following: i64 = tx
             .query_one(
-                "INSERT INTO follow_counts (client, following) VALUES ($1, greatest($2, 0))
+                "INSERT INTO follow_counts (client, following) VALUES ($1, greatest($2::bigint, 0))
                  ON CONFLICT (client) DO UPDATE
-                 SET following = greatest(follow_counts.following + $2, 0)
+                 SET following = greatest(follow_counts.following + $2::bigint, 0)
                  RETURNING following",
                 &[&client, &delta],
             )
