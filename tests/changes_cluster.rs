@@ -102,14 +102,23 @@ async fn a_write_on_one_node_reaches_a_stream_on_another_and_a_resume_elsewhere_
     // Reconnect to node 3 with the last seq seen: exactly the rest, then progress, then live.
     let mut s = watch(n3, 4).await;
     let e = next(&mut s).await;
-    assert_eq!((e.seq, e.citizen.unwrap().full_name.as_str()), (5, "Lê Văn Dũng"));
+    assert_eq!(
+        (e.seq, e.citizen.unwrap().full_name.as_str()),
+        (5, "Lê Văn Dũng")
+    );
     let e = next(&mut s).await;
-    assert_eq!((e.seq, e.citizen.unwrap().full_name.as_str()), (7, "Lê Văn Em"));
+    assert_eq!(
+        (e.seq, e.citizen.unwrap().full_name.as_str()),
+        (7, "Lê Văn Em")
+    );
     let p = next(&mut s).await;
     assert!(p.citizen.is_none() && p.seq == 7, "{p:?}");
     put(n2, A, "Lê Văn Giang", 4).await; // seq 8
     let e = next(&mut s).await;
-    assert_eq!((e.seq, e.citizen.unwrap().full_name.as_str()), (8, "Lê Văn Giang"));
+    assert_eq!(
+        (e.seq, e.citizen.unwrap().full_name.as_str()),
+        (8, "Lê Văn Giang")
+    );
 
     // Past the head on any node.
     let err = n1
@@ -121,8 +130,7 @@ async fn a_write_on_one_node_reaches_a_stream_on_another_and_a_resume_elsewhere_
             ..Default::default()
         })
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
     // Unfollowed on node 1: node 3's stream no longer carries the citizen's changes.
     n1.agency("ministry")

@@ -155,7 +155,7 @@ pub(crate) fn encode_spans(spans: &[Span]) -> Vec<u8> {
 }
 
 pub(crate) fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, StoreError> {
-    if bytes.len() % 16 != 0 {
+    if !bytes.len().is_multiple_of(16) {
         return Err(StoreError::Corrupt(format!(
             "a follow entry of {} bytes (spans are 16)",
             bytes.len()
