@@ -545,3 +545,62 @@ async fn a_fast_log_is_paced_by_the_callers_rate_never_dropped() {
     let p = next(&mut s).await;
     assert!(is_progress(&p) && p.seq == 9, "{p:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popgate_watch_prints_one_json_line_per_event() {
+    use std::io::BufRead;
+    let gw = TestGateway::start().await;
+    put(&gw, citizen(A, "Nguyễn Văn An")).await; // seq 1
+    gw.agency("ministry")
+        .await
+        .follow(follow_req(&[A], "health-insurance"))
+        .await
+        .unwrap();
+    let pair = gw.cert("ministry");
+    std::fs::write(gw.path("ministry.pem"), &pair.cert_pem).unwrap();
+    std::fs::write(gw.path("ministry.key"), &pair.key_pem).unwrap();
+    let mut child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_popgate"))
+            .arg("watch")
+            .args(["--addr", &gw.addr.to_string()])
+            .arg("--ca")
+            .arg(gw.path("ca.pem"))
+            .arg("--cert")
+            .arg(gw.path("ministry.pem"))
+            .arg("--key")
+            .arg(gw.path("ministry.key"))
+            .args(["--purpose", "health-insurance", "--fields", "full_name"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("popgate watch"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut line = async || -> serde_json::Value {
+        let l = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a line within 30 s")
+            .expect("popgate watch is running");
+        serde_json::from_str(&l).expect("a JSON line")
+    };
+    assert_eq!(
+        line().await,
+        serde_json::json!({"seq": 1, "progress": true})
+    );
+    rename(&gw, A, "Lê Văn Cường", 1).await; // seq 2
+    let e = line().await;
+    assert_eq!(e["seq"], 2);
+    assert_eq!(e["citizen"]["full_name"], "Lê Văn Cường");
+    assert_eq!(e["changed_fields"], serde_json::json!(["full_name"]));
+    assert!(e["audit_seq"].as_u64().unwrap() > 0);
+}
