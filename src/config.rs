@@ -774,6 +774,11 @@ burst = 4000
                 GOOD.replace("id = \"viettel\"", "id = \"../etc\""),
                 "clients[0].id",
             ),
+            (
+                format!("{GOOD}\n[changes]\nretain_secs = 10\n"),
+                "changes.retain_secs",
+            ),
+            (format!("{GOOD}\n[changes]\nretain = 3600\n"), "retain"),
         ];
         for (text, key) in cases {
             let e = err(&text);
