@@ -187,9 +187,11 @@ fn pipeline(c: &mut Criterion) {
     audit.durability = Durability::Batch;
     let audit: Arc<dyn AuditSink> = Arc::new(AuditLog::open(audit).expect("audit log"));
     let clock = Clock::system();
+    let store = Arc::new(store);
     let gateway = Gateway::new(Parts {
         policy: policy(),
-        store: Arc::new(store),
+        store: store.clone(),
+        changes: store,
         cache: Arc::new(ReuseCache::new(
             1_000_000,
             Duration::from_secs(300),

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
@@ -102,6 +102,21 @@ impl Clock {
         }
     }
 
+    /// Wall-clock time on this clock: the system's, or for a manual clock the wall-clock time
+    /// at its creation plus how far it was advanced, so that a rule about ages (the change
+    /// log's retention) can be tested by advancing the clock.
+    pub fn wall(&self) -> SystemTime {
+        match &self.0 {
+            Source::System { .. } => SystemTime::now(),
+            Source::Manual(m) => m.wall_origin + m.now().since(Tick::ZERO),
+        }
+    }
+
+    /// Completes once this clock has reached `at` (at once if it has).
+    pub async fn sleep_until(&self, at: Tick) {
+        self.sleep(at.since(self.now())).await
+    }
+
     /// Completes once this clock has advanced by `d`.
     pub async fn sleep(&self, d: Duration) {
         match &self.0 {
@@ -165,6 +180,8 @@ pub struct ManualClock {
     listeners: Mutex<Vec<Listener>>,
     /// Sleep futures created, for [`ManualClock::sleeps_started`].
     started: AtomicUsize,
+    /// What [`Clock::wall`] says at [`Tick::ZERO`].
+    wall_origin: SystemTime,
 }
 
 impl ManualClock {
@@ -174,6 +191,7 @@ impl ManualClock {
             sleepers: watch::Sender::new(0),
             listeners: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
+            wall_origin: SystemTime::now(),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub changes: ChangesConfig,
     /// Every caller the gateway knows, by certificate CN.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -221,6 +223,32 @@ impl Default for CacheConfig {
     }
 }
 
+/// The change log that change subscriptions (Follow, WatchChanges) read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesConfig {
+    /// Changes are kept at least this long (and dropped within a minute after), so a watcher
+    /// may resume from any position this recent; an older one must resync with Lookup.
+    #[serde(default = "default_retain_secs")]
+    pub retain_secs: u64,
+}
+
+/// 30 days.
+fn default_retain_secs() -> u64 {
+    2_592_000
+}
+
+/// The longest retention taken: ten years.
+pub const MAX_RETAIN_SECS: u64 = 10 * 365 * 86_400;
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig {
+            retain_secs: default_retain_secs(),
+        }
+    }
+}
+
 /// Overload protection for the whole process (per-client rates are on each client).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,7 +283,8 @@ fn default_max_streams() -> u32 {
     256
 }
 fn default_max_message_bytes() -> usize {
-    64 * 1024
+    // A full Follow batch (10,000 ids, about 140 KB) must fit (CONTRACT §5).
+    256 * 1024
 }
 
 impl Default for LimitsConfig {
@@ -443,6 +472,14 @@ impl Config {
             return Err(invalid(
                 "cache.ttl_secs",
                 "must be at least 1 (set cache.capacity = 0 to turn the cache off)",
+            ));
+        }
+        if !(60..=MAX_RETAIN_SECS).contains(&self.changes.retain_secs) {
+            return Err(invalid(
+                "changes.retain_secs",
+                format!(
+                    "must be between 60 and {MAX_RETAIN_SECS} (seconds a change is kept for watchers to resume; default 2592000, 30 days)"
+                ),
             ));
         }
         if self.limits.max_in_flight == 0 {
@@ -737,6 +774,11 @@ burst = 4000
                 GOOD.replace("id = \"viettel\"", "id = \"../etc\""),
                 "clients[0].id",
             ),
+            (
+                format!("{GOOD}\n[changes]\nretain_secs = 10\n"),
+                "changes.retain_secs",
+            ),
+            (format!("{GOOD}\n[changes]\nretain = 3600\n"), "retain"),
         ];
         for (text, key) in cases {
             let e = err(&text);

@@ -22,6 +22,10 @@ pub enum Error {
     /// A write lost an optimistic-concurrency race: re-read and retry.
     #[error("{0}")]
     Aborted(String),
+    /// The request cannot succeed in the system's current state, and retrying it as it is
+    /// will not help (a change stream resumed from before the oldest kept change).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// Over the client's rate; capacity returns after `retry_after`.
     #[error("rate limit exceeded for client {client}: retry after {} ms", retry_after.as_millis())]
     RateLimited {

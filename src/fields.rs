@@ -106,6 +106,26 @@ impl FieldSet {
         Field::ALL.into_iter().filter(move |f| self.contains(*f))
     }
 
+    /// The fields that are in both sets.
+    pub fn intersect(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & other.0)
+    }
+
+    /// The fields of either set.
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
+    /// The set as bits (bit n = the n-th field in proto order), for a store's encoding.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set from [`FieldSet::bits`]; bits naming no field are dropped.
+    pub fn from_bits(bits: u16) -> FieldSet {
+        FieldSet(bits & ((1 << Field::ALL.len()) - 1))
+    }
+
     /// The field names in proto order, for audit records.
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(Field::name).collect()

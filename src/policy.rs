@@ -19,14 +19,21 @@ pub enum Method {
     Verify,
     PutCitizen,
     GetStats,
+    Follow,
+    Unfollow,
+    /// The opening of a change stream, and each event of it that carries a citizen.
+    WatchChanges,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 7] = [
         Method::Lookup,
         Method::Verify,
         Method::PutCitizen,
         Method::GetStats,
+        Method::Follow,
+        Method::Unfollow,
+        Method::WatchChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,13 +42,20 @@ impl Method {
             Method::Verify => "Verify",
             Method::PutCitizen => "PutCitizen",
             Method::GetStats => "GetStats",
+            Method::Follow => "Follow",
+            Method::Unfollow => "Unfollow",
+            Method::WatchChanges => "WatchChanges",
         }
     }
 
     /// The role a caller needs for this method.
     pub fn role(self) -> Role {
         match self {
-            Method::Lookup | Method::Verify => Role::Agency,
+            Method::Lookup
+            | Method::Verify
+            | Method::Follow
+            | Method::Unfollow
+            | Method::WatchChanges => Role::Agency,
             Method::PutCitizen => Role::Registry,
             Method::GetStats => Role::Operator,
         }
@@ -122,6 +136,37 @@ impl Client {
         if mask.is_empty() {
             return Ok(self.read);
         }
+        let mut set = FieldSet::EMPTY;
+        for path in mask {
+            let field = parse_field("read_mask", path)?;
+            if !self.read.contains(field) {
+                return Err(Error::PermissionDenied(format!(
+                    "read_mask: client {:?} may not read field {:?}",
+                    self.id,
+                    field.name()
+                )));
+            }
+            set.insert(field);
+        }
+        Ok(set)
+    }
+
+    /// The fields a client may hear about in change events: its read and verify rights.
+    /// A client with neither has nothing to follow or watch.
+    pub fn change_rights(&self) -> Result<FieldSet, Error> {
+        let rights = self.read.union(self.verify);
+        if rights.is_empty() {
+            return Err(Error::PermissionDenied(format!(
+                "client {:?} may neither read nor verify any field: it has no changes to follow",
+                self.id
+            )));
+        }
+        Ok(rights)
+    }
+
+    /// The values a change stream with `mask` carries: each path must be within the read
+    /// rights; an empty mask carries none (events then say only which fields changed).
+    pub fn change_values(&self, mask: &[String]) -> Result<FieldSet, Error> {
         let mut set = FieldSet::EMPTY;
         for path in mask {
             let field = parse_field("read_mask", path)?;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""An agency's client for popgate, in Python with grpcio: Lookup, Verify and a bulk
-VerifyStream over mTLS.
+"""An agency's client for popgate, in Python with grpcio: Lookup, Verify, a bulk
+VerifyStream, and a change watcher (Follow + WatchChanges with a resume point) over mTLS.
 
     pip install -r examples/python/requirements.txt
     cargo run --release -- serve --dev            # in another terminal
@@ -48,6 +48,46 @@ def channel(addr, ca, cert, key):
                                          certificate_chain=chain)
     # The dev server certificate names "localhost"; connect by IP, check that name.
     return grpc.secure_channel(addr, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def moved(pb, current, full):
+    """The record with its current address moved back and forth, so each run changes it."""
+    rec = pb.Citizen()
+    rec.CopyFrom(full)
+    rec.current_address = ("Số 2 Tràng Tiền, Phường Tràng Tiền, Quận Hoàn Kiếm, Hà Nội"
+                           if current.current_address.startswith("Số 1") else
+                           "Số 1 Tràng Tiền, Phường Tràng Tiền, Quận Hoàn Kiếm, Hà Nội")
+    return rec
+
+
+def watch_until_change(stub, pb, field_mask_pb2, after_seq, write):
+    """Watches from after_seq; once caught up (the first progress event), makes `write` and
+    returns the seq of the change event it causes: the resume point to keep."""
+    events = stub.WatchChanges(pb.WatchChangesRequest(
+        after_seq=after_seq, purpose="health-insurance", request_id="py-watch-1",
+        read_mask=field_mask_pb2.FieldMask(paths=["current_address"])))
+    wrote = False
+    try:
+        for e in events:
+            if not e.HasField("citizen"):
+                # Progress: everything up to e.seq has been sent; a safe place to resume.
+                if not wrote:
+                    write()
+                    wrote = True
+                continue
+            print(f"WatchChanges: seq {e.seq}: {e.citizen.citizen_id} is now version "
+                  f"{e.citizen.version}, changed {list(e.changed_fields)}, "
+                  f"current_address {e.citizen.current_address!r}, audit_seq={e.audit_seq}")
+            return e.seq
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            # The resume point is older than the gateway keeps changes: resync each followed
+            # citizen with Lookup, then watch from 0 and keep the first progress seq.
+            sys.exit(f"resync needed: {err.details()}")
+        raise
+    finally:
+        events.cancel()
+    sys.exit("the change stream ended before the change arrived")
 
 
 def main():
@@ -145,7 +185,23 @@ def main():
     assert again.citizen.version == put.version, (again.citizen.version, put.version)
     assert again.citizen.current_address == updated.current_address
 
-    # 5. The operator's statistics.
+    # 5. Change subscriptions: the ministry follows the citizen and keeps its copy current
+    #    from a change stream instead of asking again. It stores the seq of every event (or
+    #    progress event) it has processed, and resumes from it after a reconnect.
+    f = moh.Follow(pb.FollowRequest(citizen_ids=[args.citizen_id], purpose="health-insurance",
+                                    request_id="py-follow-1"))
+    print(f"Follow: changed={f.changed} following={f.following} audit_seq={f.audit_seq}")
+    resume_point = watch_until_change(moh, pb, field_mask_pb2, after_seq=0,
+                                      write=lambda: registry.PutCitizen(pb.PutCitizenRequest(
+                                          citizen=moved(pb, again.citizen, full), expected_version=put.version)))
+    # Reconnecting with the kept seq misses nothing and repeats nothing: here, only progress.
+    replay = moh.WatchChanges(pb.WatchChangesRequest(after_seq=resume_point, purpose="health-insurance"))
+    first = next(replay)
+    assert not first.HasField("citizen") and first.seq == resume_point, first
+    replay.cancel()
+    print(f"WatchChanges resumed after seq {resume_point}: caught up at once")
+
+    # 6. The operator's statistics.
     stats = rpc.OperatorStub(channel_for("operator")).GetStats(pb.GetStatsRequest())
     print(f"GetStats: {stats.requests} requests, reuse rate {stats.reuse_rate:.2f}, "
           f"{stats.records} records, {len(stats.clients)} clients")

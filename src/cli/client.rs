@@ -1,7 +1,9 @@
-//! `popgate lookup` and `popgate verify`: a command-line agency client that prints JSON.
+//! `popgate lookup`, `popgate verify` and `popgate watch`: a command-line agency client that
+//! prints JSON (watch: one JSON line per event, for as long as the stream lasts).
 //!
 //! Exit codes: 0 the call succeeded (and, for verify, matched); 1 the gateway refused the
-//! call or the claims did not match; 2 bad usage or unreadable certificates.
+//! call, the claims did not match, or a watch ended with an error; 2 bad usage or unreadable
+//! certificates.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -151,6 +153,25 @@ pub struct VerifyArgs {
     connect: ConnectArgs,
 }
 
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Deliver changes after this seq (the last one you kept); 0 = from now on.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    /// Values each event carries, comma separated, within this client's read rights
+    /// (default: none; the event still names the fields that changed).
+    #[arg(long, value_delimiter = ',')]
+    fields: Vec<String>,
+    /// The purpose (default with --dev: the client's first purpose).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Your transaction id, echoed and audited with every event.
+    #[arg(long, default_value = "")]
+    request_id: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
 fn purpose(given: Option<String>, target: &Target) -> anyhow::Result<String> {
     given
         .or_else(|| target.default_purpose.clone())
@@ -252,6 +273,56 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 })
             }
             Err(status) => Ok(refused(&Refusal::from(&status))),
+        }
+    })
+}
+
+/// One change event as a JSON line: a change, or a progress event (`"progress": true`).
+fn event_json(e: &pb::ChangeEvent) -> serde_json::Value {
+    match &e.citizen {
+        Some(c) => json!({
+            "seq": e.seq,
+            "citizen": render::citizen(c),
+            "changed_fields": e.changed_fields,
+            "audit_seq": e.audit_seq,
+        }),
+        None => json!({"seq": e.seq, "progress": true}),
+    }
+}
+
+pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let target = args.connect.target("moh")?;
+    let purpose = purpose(args.purpose, &target)?;
+    runtime()?.block_on(async {
+        let channel = connect(&target.addr, &args.connect.server_name, &target.tls).await?;
+        let req = pb::WatchChangesRequest {
+            after_seq: args.after,
+            read_mask: (!args.fields.is_empty())
+                .then_some(prost_types::FieldMask { paths: args.fields }),
+            purpose,
+            request_id: args.request_id,
+        };
+        let mut stream = match IdentityGatewayClient::new(channel).watch_changes(req).await {
+            Ok(s) => s.into_inner(),
+            Err(status) => return Ok(refused(&Refusal::from(&status))),
+        };
+        let mut out = std::io::stdout().lock();
+        loop {
+            match stream.message().await {
+                Ok(Some(e)) => {
+                    // A line per event, flushed at once: a pipe reader sees each as it comes.
+                    writeln!(out, "{}", event_json(&e)).context("writing to stdout")?;
+                    out.flush().context("writing to stdout")?;
+                }
+                Ok(None) => return Ok(ExitCode::SUCCESS),
+                Err(status) => {
+                    let r = Refusal::from(&status);
+                    let line = json!({"error": {"code": r.code, "message": r.message}});
+                    writeln!(out, "{line}").context("writing to stdout")?;
+                    return Ok(ExitCode::from(1));
+                }
+            }
         }
     })
 }

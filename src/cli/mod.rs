@@ -43,6 +43,8 @@ enum Command {
     Lookup(client::LookupArgs),
     /// Verify claims about a citizen (an agency client; prints JSON).
     Verify(client::VerifyArgs),
+    /// Watch the changes to the citizens this client follows (prints one JSON line per event).
+    Watch(client::WatchArgs),
     /// Dev CA, server and client certificates, CRL, agency CSR signing.
     Certs(certs::CertsArgs),
     /// Write N synthetic citizens into a population store (deterministic for a seed).
@@ -73,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config::run(args),
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
+        Command::Watch(args) => client::watch(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Bench(args) => bench::run(args),

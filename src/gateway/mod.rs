@@ -3,7 +3,9 @@
 //! (or, for a stream, [`Gateway::open_stream`] once and [`Gateway::stream_item`] per item) and
 //! convert the answer; no rule lives there, and nothing here knows gRPC.
 //!
-//! One file per method, each a [`Handler`]: [`lookup`], [`verify`], [`put`], [`stats`]. What
+//! One file per method, each a [`Handler`]: [`lookup`], [`verify`], [`put`], [`stats`],
+//! [`follow`] (Follow and Unfollow); [`changes`] is WatchChanges, the node's change feed and the
+//! change log's retention. What
 //! they share — who is calling, admission, the audit record — is here, in `Gateway::pipeline`.
 //!
 //! Audit first: every call that reaches a configured rule — ok, denied, invalid, not found, a
@@ -13,6 +15,8 @@
 //! audit path for everyone): [`Gateway::flush_rate_limited`] writes one record per client and
 //! method carrying the count.
 
+pub mod changes;
+pub mod follow;
 pub mod lookup;
 pub mod put;
 pub mod stats;
@@ -37,8 +41,10 @@ use crate::identity::Peer;
 use crate::limits::{ClientLimit, Limits, RateBackend};
 use crate::metrics::{ClientMetrics, Gauges, Metrics};
 use crate::policy::{Client, Method, Policy, truncate};
-use crate::store::{Store, StoreError};
+use crate::store::{ChangeLog, Store, StoreError};
 
+pub use changes::{ChangeSeen, WatchEvent, WatchRequest};
+pub use follow::{FollowRequest, Followed, UnfollowRequest};
 pub use lookup::{Lookup, LookupRequest};
 pub use put::{PutRequest, Written};
 pub use stats::{Stats, StatsRequest};
@@ -221,6 +227,8 @@ fn parse_id(s: &str) -> Result<CitizenId, Error> {
 pub struct Parts {
     pub policy: Policy,
     pub store: Arc<dyn Store>,
+    /// The change log and follow lists (the same backend as `store`).
+    pub changes: Arc<dyn ChangeLog>,
     /// Shared with a store that other nodes write, which drops what they change.
     pub cache: Arc<ReuseCache>,
     /// This node's id in a cluster; empty for a single node.
@@ -235,6 +243,11 @@ pub struct Parts {
 pub struct Gateway {
     policy: ArcSwap<Policy>,
     store: Arc<dyn Store>,
+    changes: Arc<dyn ChangeLog>,
+    /// The node's change feed, which every change stream reads.
+    feed: changes::Feed,
+    /// Retention passes run so far.
+    prunes: tokio::sync::watch::Sender<u64>,
     cache: Arc<ReuseCache>,
     node_id: String,
     limits: Limits,
@@ -254,9 +267,13 @@ impl Gateway {
             parts.rates,
             &parts.clock,
         );
+        let feed = changes::Feed::new(*parts.changes.horizon().borrow());
         Gateway {
             policy: ArcSwap::from_pointee(parts.policy),
             store: parts.store,
+            changes: parts.changes,
+            feed,
+            prunes: tokio::sync::watch::Sender::new(0),
             cache: parts.cache,
             node_id: parts.node_id,
             limits,
@@ -670,7 +687,10 @@ fn outcome_of(e: &Error) -> Outcome {
     match e {
         Error::PermissionDenied(_) => Outcome::Denied,
         Error::NotFound(_) => Outcome::NotFound,
-        Error::InvalidArgument(_) | Error::AlreadyExists(_) | Error::Aborted(_) => Outcome::Invalid,
+        Error::InvalidArgument(_)
+        | Error::AlreadyExists(_)
+        | Error::Aborted(_)
+        | Error::FailedPrecondition(_) => Outcome::Invalid,
         Error::RateLimited { .. } => Outcome::RateLimited,
         Error::Unavailable(_) | Error::Internal(_) => Outcome::Error,
     }

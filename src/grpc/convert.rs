@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::citizen::{Citizen, Draft, LifeStatus, Sex};
 use crate::fields::{Field, FieldSet};
 use crate::gateway::{
-    Audited, Claims, Lookup, LookupRequest, MatchMode, PutRequest, Stats, Verification,
-    VerifyRequest, Written,
+    Audited, Claims, FollowRequest, Followed, Lookup, LookupRequest, MatchMode, PutRequest, Stats,
+    Verification, VerifyRequest, WatchEvent, WatchRequest, Written,
 };
 use crate::pb;
 
@@ -181,6 +181,49 @@ pub fn put_response(a: Audited<Written>) -> pb::PutCitizenResponse {
     pb::PutCitizenResponse {
         version: a.value.version,
         audit_seq: a.audit_seq,
+    }
+}
+
+pub fn follow_request(r: pb::FollowRequest) -> FollowRequest {
+    FollowRequest {
+        citizen_ids: r.citizen_ids,
+        purpose: r.purpose,
+        request_id: r.request_id,
+    }
+}
+
+pub fn follow_response(a: Audited<Followed>) -> pb::FollowResponse {
+    pb::FollowResponse {
+        changed: a.value.changed,
+        following: a.value.following,
+        not_found: a.value.not_found,
+        audit_seq: a.audit_seq,
+    }
+}
+
+pub fn watch_request(r: pb::WatchChangesRequest) -> WatchRequest {
+    WatchRequest {
+        after_seq: r.after_seq,
+        read_mask: mask(r.read_mask),
+        purpose: r.purpose,
+        request_id: r.request_id,
+    }
+}
+
+/// A change as the caller may see it (its values projected like a Lookup's), or a progress
+/// event (no citizen).
+pub fn change_event(e: WatchEvent) -> pb::ChangeEvent {
+    match e.change {
+        Some(c) => pb::ChangeEvent {
+            seq: e.seq,
+            citizen: Some(citizen(&c.record, c.values)),
+            changed_fields: c.changed.names().into_iter().map(str::to_owned).collect(),
+            audit_seq: e.audit_seq,
+        },
+        None => pb::ChangeEvent {
+            seq: e.seq,
+            ..Default::default()
+        },
     }
 }
 

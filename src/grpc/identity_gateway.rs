@@ -1,4 +1,5 @@
-//! `popgate.v1.IdentityGateway`: Lookup, Verify and their streams.
+//! `popgate.v1.IdentityGateway`: Lookup, Verify and their streams; Follow, Unfollow and
+//! WatchChanges.
 
 use std::future::{Future, ready};
 use std::pin::Pin;
@@ -12,9 +13,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{convert, peer};
 use crate::error::Error;
-use crate::gateway::{Caller, Gateway};
+use crate::gateway::{Caller, Gateway, UnfollowRequest};
 use crate::pb::identity_gateway_server::IdentityGateway;
-use crate::pb::{ItemError, LookupRequest, LookupResponse, VerifyRequest, VerifyResponse};
+use crate::pb::{
+    ChangeEvent, FollowRequest, FollowResponse, ItemError, LookupRequest, LookupResponse,
+    VerifyRequest, VerifyResponse, WatchChangesRequest,
+};
 use crate::policy::Method;
 
 /// Stream items served at once per stream. Answers still go out in request order; this only
@@ -174,5 +178,51 @@ impl IdentityGateway for IdentityGatewayService {
             },
         );
         Ok(Response::new(out))
+    }
+
+    async fn follow(
+        &self,
+        req: Request<FollowRequest>,
+    ) -> Result<Response<FollowResponse>, Status> {
+        let peer = peer(&req)?;
+        let answer = self
+            .gateway
+            .unary(peer, convert::follow_request(req.into_inner()))
+            .await?;
+        Ok(Response::new(convert::follow_response(answer)))
+    }
+
+    async fn unfollow(
+        &self,
+        req: Request<FollowRequest>,
+    ) -> Result<Response<FollowResponse>, Status> {
+        let peer = peer(&req)?;
+        let answer = self
+            .gateway
+            .unary(
+                peer,
+                UnfollowRequest(convert::follow_request(req.into_inner())),
+            )
+            .await?;
+        Ok(Response::new(convert::follow_response(answer)))
+    }
+
+    type WatchChangesStream = ResponseStream<ChangeEvent>;
+
+    async fn watch_changes(
+        &self,
+        req: Request<WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let caller = self
+            .gateway
+            .open_stream(peer(&req)?, Method::WatchChanges)
+            .await?;
+        let events = self
+            .gateway
+            .watch(caller, convert::watch_request(req.into_inner()))
+            .await?;
+        let out =
+            ReceiverStream::new(events).map(|e| e.map(convert::change_event).map_err(Status::from));
+        Ok(Response::new(Box::pin(out)))
     }
 }

@@ -14,6 +14,7 @@ fn code(e: &Error) -> Code {
         Error::NotFound(_) => Code::NotFound,
         Error::AlreadyExists(_) => Code::AlreadyExists,
         Error::Aborted(_) => Code::Aborted,
+        Error::FailedPrecondition(_) => Code::FailedPrecondition,
         Error::RateLimited { .. } => Code::ResourceExhausted,
         Error::Unavailable(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,

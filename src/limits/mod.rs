@@ -80,7 +80,10 @@ impl ClientLimit {
     /// Waits on `clock` until one unit of capacity is free and takes it.
     pub async fn acquire(&self, clock: &Clock) {
         while let Err(wait) = self.admit().await {
-            clock.sleep(wait.max(Duration::from_micros(50))).await;
+            // A deadline read right after the refusal, so a clock that moves before the sleep
+            // starts is not waited for twice.
+            let at = clock.now().after(wait.max(Duration::from_micros(50)));
+            clock.sleep_until(at).await;
         }
     }
 

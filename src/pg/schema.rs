@@ -20,6 +20,13 @@
 //!   file log would hold it (plus its `node` key), `ts` and `citizen_id` copied out of it for
 //!   the indexes of queries and access reports. `audit_checkpoints(node, seq, line)`: each
 //!   node's signed checkpoints, lines as in `checkpoints.jsonl`.
+//! - `follows(client, citizen_id, since_seq, until_seq)` (migration 3): change subscriptions,
+//!   one row per span of the change log during which a client followed a citizen (changes
+//!   with `since_seq < seq <= until_seq` are carried; `until_seq` NULL while it lasts; see
+//!   `store::changes`). At most one open span per client and citizen (`follows_open`); the
+//!   index by citizen (`follows_citizen`) lets one change find its followers without looking
+//!   at anyone's follow list. `follow_counts(client, following)`: each client's open follows,
+//!   kept by Follow and Unfollow so that counting never scans 50 million rows.
 
 use tokio_postgres::Client;
 
@@ -72,6 +79,21 @@ CREATE TABLE audit_checkpoints (
     seq bigint NOT NULL,
     line text NOT NULL,
     PRIMARY KEY (node, seq)
+);
+"#,
+    r#"
+CREATE TABLE follows (
+    client text NOT NULL,
+    citizen_id bigint NOT NULL,
+    since_seq bigint NOT NULL,
+    until_seq bigint,
+    PRIMARY KEY (client, citizen_id, since_seq)
+);
+CREATE UNIQUE INDEX follows_open ON follows (client, citizen_id) WHERE until_seq IS NULL;
+CREATE INDEX follows_citizen ON follows (citizen_id, client);
+CREATE TABLE follow_counts (
+    client text PRIMARY KEY,
+    following bigint NOT NULL
 );
 "#,
 ];

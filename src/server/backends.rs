@@ -16,13 +16,15 @@ use crate::limits::local::LocalRates;
 use crate::limits::shared::{Membership, SharedRates};
 use crate::metrics::Metrics;
 use crate::store::postgres::{self, DbUrl, NodeConfig, PgLoader};
-use crate::store::{Loader, SledStore, Store, StoreError};
+use crate::store::{ChangeLog, Loader, SledStore, Store, StoreError};
 
 use super::ServerError;
 
 /// The backends of one gateway.
 pub struct Backends {
     pub store: Arc<dyn Store>,
+    /// The change log and follow lists, kept by the same backend as `store`.
+    pub changes: Arc<dyn ChangeLog>,
     /// The same data as `store`, for seeding (tests and benchmarks load a running store).
     pub loader: Arc<dyn Loader>,
     pub audit: Arc<dyn AuditSink>,
@@ -37,7 +39,7 @@ pub async fn open(
     metrics: &Metrics,
     cache: &Arc<ReuseCache>,
 ) -> Result<Backends, ServerError> {
-    let (store, loader, members) = open_store(config, cache, metrics).await?;
+    let (store, changes, loader, members) = open_store(config, clock, cache, metrics).await?;
     let fsync = metrics.audit_fsync.with_label_values(&[] as &[&str]);
     let on_sync = Some(SyncObserver(Arc::new(move |took| {
         fsync.observe(took.as_secs_f64())
@@ -89,6 +91,7 @@ pub async fn open(
     };
     Ok(Backends {
         store,
+        changes,
         loader,
         audit,
         rates: match &config.limits.shared_url {
@@ -103,25 +106,31 @@ pub async fn open(
     })
 }
 
-type Opened = (Arc<dyn Store>, Arc<dyn Loader>, Membership);
+type Opened = (
+    Arc<dyn Store>,
+    Arc<dyn ChangeLog>,
+    Arc<dyn Loader>,
+    Membership,
+);
 
 async fn open_store(
     config: &Config,
+    clock: &Clock,
     cache: &Arc<ReuseCache>,
     metrics: &Metrics,
 ) -> Result<Opened, ServerError> {
     match config.store.backend {
         StoreBackend::Sled => {
-            let sled = Arc::new(SledStore::open_with_cache(
-                config.store.sled_path(),
-                config.store.cache_mib,
-            )?);
+            let sled = Arc::new(
+                SledStore::open_with_cache(config.store.sled_path(), config.store.cache_mib)?
+                    .with_clock(clock.clone()),
+            );
             tracing::info!(
                 cache_mib = config.store.cache_mib,
                 "population store opened"
             );
             // One node: its share of a rate is the whole of it.
-            Ok((sled.clone(), sled, Arc::new(|| 1)))
+            Ok((sled.clone(), sled.clone(), sled, Arc::new(|| 1)))
         }
         StoreBackend::Postgres => {
             let url = db_url(config)?;
@@ -134,11 +143,11 @@ async fn open_store(
                 lease: Duration::from_millis(cluster.lease_ms),
                 on_write_wait: Some(Arc::new(move |d| wait.observe(d.as_secs_f64()))),
             };
-            let store = postgres::open(&url, node, cache.clone()).await?;
+            let store = Arc::new(postgres::open(&url, node, cache.clone()).await?);
             let loader = PgLoader::open(&url, false)?;
             let count = store.members().expect("a shared store knows its members");
             let members: Membership = Arc::new(move || *count.borrow());
-            Ok((Arc::new(store), Arc::new(loader), members))
+            Ok((store.clone(), store, Arc::new(loader), members))
         }
     }
 }

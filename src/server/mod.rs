@@ -106,6 +106,7 @@ impl Server {
         let gateway = Arc::new(Gateway::new(Parts {
             policy: Policy::new(&config, tls.revoked.clone()),
             store: b.store,
+            changes: b.changes,
             cache,
             node_id: config.node_id().to_owned(),
             audit: b.audit,
@@ -165,6 +166,8 @@ impl Server {
     ) -> Result<(), ServerError> {
         let gateway = self.gateway.clone();
         gateway.spawn_rate_limit_auditor(RATE_LIMIT_AUDIT_PERIOD);
+        gateway.spawn_change_feed();
+        gateway.spawn_change_pruner(Duration::from_secs(self.config.changes.retain_secs));
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         spawn_health_watch(gateway.clone(), health_reporter);
         let reflection = tonic_reflection::server::Builder::configure()
@@ -283,6 +286,7 @@ impl Reloader {
             ("audit", old.audit != new.audit),
             ("cache", old.cache != new.cache),
             ("limits", old.limits != new.limits),
+            ("changes", old.changes != new.changes),
         ];
         for (section, changed) in restart_only {
             if changed {

@@ -12,8 +12,11 @@
 //!
 //! - [`sled`]: the embedded store on disk (the default, no set-up).
 //! - [`postgres`]: PostgreSQL, shared by the nodes of a cluster.
+//! - [`changes`]: the change log and the follow lists behind [`ChangeLog`], which both
+//!   backends implement beside [`Store`].
 //! - `encoding`: the record's bytes on disk, independent of the gRPC messages.
 
+pub mod changes;
 mod encoding;
 pub mod postgres;
 pub mod sled;
@@ -24,6 +27,7 @@ use thiserror::Error;
 use crate::citizen::Citizen;
 use crate::id::CitizenId;
 
+pub use self::changes::ChangeLog;
 pub use self::sled::SledStore;
 
 /// Failures of the store: all of them ours, not the caller's. Messages never carry a citizen

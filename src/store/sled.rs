@@ -12,6 +12,15 @@
 //! version through the approval to the flush, so the version check and the write are one step.
 //! sled locks its folder: no other process can open the same store, so a lock in this process
 //! is the store's own.
+//!
+//! The change log (`super::changes`) lives in the same database: tree `changes` (key: the seq,
+//! big-endian, so keys sort in log order), written in one sled transaction with the record and
+//! the log's head (tree `meta`). Seqs are drawn and applied under one lock (`State::log`), held
+//! only for that in-memory transaction, so the log is applied in seq order; the flush after it
+//! makes every earlier write durable too, so the horizon (what readers may see) is the highest
+//! seq whose writer has flushed. Follow lists: tree `follows` keyed `client|id` and its mirror
+//! `followers` keyed `id|client` (so a change finds its followers with one prefix scan), both
+//! holding the follow's spans, written in one transaction with the client's count in `meta`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,9 +29,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::watch;
+
+use super::changes::{
+    Carried, Change, ChangeLog, FOLLOW_STEP, Fanned, FollowOutcome, OPEN, Span, advance,
+    decode_spans, encode_spans,
+};
 use super::{BeforeCommit, Loader, PutOutcome, Store, StoreError, encoding};
 use crate::citizen::Citizen;
+use crate::clock::Clock;
+use crate::fields::FieldSet;
 use crate::id::CitizenId;
+use crate::registry;
 
 /// The smallest default page cache, in MiB of on-disk bytes: about 450,000 records hot. Also
 /// the default where the memory size cannot be read.
@@ -38,7 +60,14 @@ const WRITE_STRIPES: usize = 256;
 pub struct SledStore {
     state: Arc<State>,
     write_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Stamps each change's commit time, which retention compares (a test's manual clock).
+    clock: Clock,
 }
+
+/// `meta` key of the change log's head: the last seq applied.
+const HEAD: &[u8] = b"head";
+/// `meta` key prefix of a client's follow count.
+const FOLLOWING: &[u8] = b"following|";
 
 /// What a reopen, which runs on a blocking thread, needs to share with the store.
 struct State {
@@ -52,11 +81,92 @@ struct State {
     failed: AtomicBool,
     count: AtomicU64,
     reopening: Mutex<()>,
+    /// The change log's head (last seq applied). Held while a seq is drawn and applied, and
+    /// while a follow step reads it and writes its spans (`super::changes`).
+    log: Mutex<u64>,
+    /// The last seq flushed: readers of the log stop here.
+    horizon: watch::Sender<u64>,
 }
 
 struct Open {
     db: sled::Db,
     tree: sled::Tree,
+    changes: sled::Tree,
+    follows: sled::Tree,
+    followers: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn head_of(meta: &sled::Tree) -> Result<u64, sled::Error> {
+    Ok(meta.get(HEAD)?.map_or(0, |v| be(&v)))
+}
+
+fn follow_key(client: &str, id: CitizenId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(client.len() + 9);
+    k.extend_from_slice(client.as_bytes());
+    k.push(b'|');
+    k.extend_from_slice(&id.key());
+    k
+}
+
+fn follower_key(id: CitizenId, client: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(client.len() + 8);
+    k.extend_from_slice(&id.key());
+    k.extend_from_slice(client.as_bytes());
+    k
+}
+
+fn following_key(client: &str) -> Vec<u8> {
+    [FOLLOWING, client.as_bytes()].concat()
+}
+
+/// A change's value: id, fields, commit time (s, ns), then the record's encoding.
+fn encode_change(id: CitizenId, fields: FieldSet, at: SystemTime, record: &[u8]) -> Vec<u8> {
+    let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut v = Vec::with_capacity(22 + record.len());
+    v.extend_from_slice(&id.key());
+    v.extend_from_slice(&fields.bits().to_be_bytes());
+    v.extend_from_slice(&d.as_secs().to_be_bytes());
+    v.extend_from_slice(&d.subsec_nanos().to_be_bytes());
+    v.extend_from_slice(record);
+    v
+}
+
+fn change_time(v: &[u8]) -> Result<SystemTime, StoreError> {
+    if v.len() < 22 {
+        return Err(StoreError::Corrupt(
+            "a change of fewer than 22 bytes".into(),
+        ));
+    }
+    let secs = be(&v[10..18]);
+    let nanos = u32::from_be_bytes([v[18], v[19], v[20], v[21]]).min(999_999_999);
+    Ok(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+fn decode_change(seq: u64, v: &[u8]) -> Result<Change, StoreError> {
+    change_time(v)?;
+    let id = CitizenId::from_u64(be(&v[..8]))
+        .ok_or_else(|| StoreError::Corrupt(format!("change {seq} names no valid citizen")))?;
+    Ok(Change {
+        seq,
+        record: Arc::new(encoding::decode(id, &v[22..])?),
+        fields: FieldSet::from_bits(u16::from_be_bytes([v[8], v[9]])),
+    })
+}
+
+/// A sled transaction's failure as the store's.
+fn tx_failed(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Unavailable(e.to_string()),
+    }
 }
 
 impl SledStore {
@@ -70,7 +180,12 @@ impl SledStore {
         let cache_bytes = cache_mib.saturating_mul(MIB);
         let open = Self::open_db(path, cache_bytes)?;
         let count = open.tree.len() as u64;
+        let head = head_of(&open.meta).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(SledStore {
+            clock: Clock::system(),
             state: Arc::new(State {
                 path: path.to_path_buf(),
                 cache_bytes,
@@ -78,6 +193,8 @@ impl SledStore {
                 failed: AtomicBool::new(false),
                 count: AtomicU64::new(count),
                 reopening: Mutex::new(()),
+                log: Mutex::new(head),
+                horizon: watch::Sender::new(head),
             }),
             write_locks: (0..WRITE_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -101,8 +218,15 @@ impl SledStore {
                 .open()
             {
                 Ok(db) => {
-                    let tree = db.open_tree("citizens").map_err(failed)?;
-                    return Ok(Open { db, tree });
+                    let tree = |name: &str| db.open_tree(name).map_err(failed);
+                    return Ok(Open {
+                        tree: tree("citizens")?,
+                        changes: tree("changes")?,
+                        follows: tree("follows")?,
+                        followers: tree("followers")?,
+                        meta: tree("meta")?,
+                        db,
+                    });
                 }
                 Err(e)
                     if e.to_string().contains("could not acquire lock")
@@ -117,6 +241,13 @@ impl SledStore {
 
     fn read(&self, id: CitizenId) -> Result<Option<Citizen>, StoreError> {
         self.state.read(id)
+    }
+
+    /// Stamps changes with `clock`'s wall time (the gateway's clock, so retention can be
+    /// tested by advancing it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -141,6 +272,240 @@ impl State {
         }
     }
 
+    /// Draws the next seq and applies the record, its change and the new head in one sled
+    /// transaction, under the log lock so the log is applied in seq order (blocking; not yet
+    /// flushed).
+    fn commit(
+        &self,
+        h: &Open,
+        id: CitizenId,
+        record: &[u8],
+        fields: FieldSet,
+        at: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let mut head = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = *head + 1;
+        let change = encode_change(id, fields, at, record);
+        (&h.tree, &h.changes, &h.meta)
+            .transaction(|(t, c, m)| {
+                t.insert(&id.key(), record)?;
+                c.insert(&seq.to_be_bytes(), change.as_slice())?;
+                m.insert(HEAD, &seq.to_be_bytes())?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<StoreError>| tx_failed(e))?;
+        *head = seq;
+        Ok(seq)
+    }
+
+    /// One step of a Follow (`follow`) or Unfollow: reads the head and writes the spans of
+    /// `ids` in one transaction under the log lock (see `super::changes`), not yet flushed.
+    /// Returns the ids changed and the client's new count.
+    fn follow_step(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<(Vec<CitizenId>, u64), StoreError> {
+        let h = self.handles()?;
+        let head = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = *head;
+        let count_key = following_key(client);
+        (&h.follows, &h.followers, &h.meta)
+            .transaction(|(f, r, m)| {
+                let mut changed = Vec::new();
+                for &id in ids {
+                    let key = follow_key(client, id);
+                    let mut spans = match f.get(&key)? {
+                        Some(v) => decode_spans(&v).map_err(ConflictableTransactionError::Abort)?,
+                        None => Vec::new(),
+                    };
+                    let open = spans.last().is_some_and(|s| s.until == OPEN);
+                    match (follow, spans.last_mut()) {
+                        (true, _) if open => continue,
+                        (false, _) if !open => continue,
+                        // Unfollowed and followed again with no change in between: one span.
+                        (true, Some(last)) if last.until == at => last.until = OPEN,
+                        (true, _) => spans.push(Span {
+                            since: at,
+                            until: OPEN,
+                        }),
+                        (false, Some(last)) if last.since == at => {
+                            // A span that carried nothing.
+                            spans.pop();
+                        }
+                        (false, Some(last)) => last.until = at,
+                        (false, None) => continue,
+                    }
+                    let rkey = follower_key(id, client);
+                    if spans.is_empty() {
+                        f.remove(key)?;
+                        r.remove(rkey)?;
+                    } else {
+                        let v = encode_spans(&spans);
+                        f.insert(key, v.as_slice())?;
+                        r.insert(rkey, v)?;
+                    }
+                    changed.push(id);
+                }
+                let n = m.get(&count_key)?.map_or(0, |v| be(&v));
+                let n = if follow {
+                    n + changed.len() as u64
+                } else {
+                    n.saturating_sub(changed.len() as u64)
+                };
+                m.insert(count_key.as_slice(), &n.to_be_bytes())?;
+                Ok((changed, n))
+            })
+            .map_err(|e: TransactionError<StoreError>| tx_failed(e))
+    }
+
+    /// Follow or Unfollow of `ids` in steps of [`FOLLOW_STEP`], flushed before it returns
+    /// (blocking).
+    fn follow_all(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError> {
+        let h = self.handles()?;
+        let mut out = FollowOutcome::default();
+        let mut wanted = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if follow && !h.tree.contains_key(id.key()).map_err(|e| self.io(e))? {
+                out.not_found.push(id);
+            } else {
+                wanted.push(id);
+            }
+        }
+        out.following = h
+            .meta
+            .get(following_key(client))
+            .map_err(|e| self.io(e))?
+            .map_or(0, |v| be(&v));
+        for step in wanted.chunks(FOLLOW_STEP) {
+            let (changed, n) = self.follow_step(client, step, follow)?;
+            out.changed.extend(changed);
+            out.following = n;
+        }
+        h.db.flush().map_err(|e| self.io(e))?;
+        Ok(out)
+    }
+
+    fn carriers(&self, h: &Open, seq: u64, id: CitizenId) -> Result<Vec<Arc<str>>, StoreError> {
+        let mut out = Vec::new();
+        for kv in h.followers.scan_prefix(id.key()) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            if decode_spans(&v)?.iter().any(|s| s.carries(seq)) {
+                let client = std::str::from_utf8(&k[8..])
+                    .map_err(|_| StoreError::Corrupt("a follower that is not UTF-8".into()))?;
+                out.push(Arc::from(client));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_log(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<Fanned>, StoreError> {
+        let h = self.handles()?;
+        let mut out = Vec::new();
+        if after >= upto {
+            return Ok(out);
+        }
+        let range = (after + 1).to_be_bytes()..=upto.to_be_bytes();
+        for kv in h.changes.range(range).take(limit) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let change = decode_change(be(&k), &v)?;
+            let carriers = self.carriers(&h, change.seq, change.record.id)?;
+            out.push(Fanned { change, carriers });
+        }
+        Ok(out)
+    }
+
+    fn read_for(
+        &self,
+        client: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Carried, StoreError> {
+        let h = self.handles()?;
+        let mut out = Carried {
+            changes: Vec::new(),
+            through: upto.max(after),
+        };
+        if after >= upto {
+            return Ok(out);
+        }
+        // Bounded work per call, carried or not, so a stream checks on its caller regularly.
+        let mut budget = limit.saturating_mul(16).max(1);
+        let range = (after + 1).to_be_bytes()..=upto.to_be_bytes();
+        for kv in h.changes.range(range) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let seq = be(&k);
+            let id = CitizenId::from_u64(be(&v)).ok_or_else(|| {
+                StoreError::Corrupt(format!("change {seq} names no valid citizen"))
+            })?;
+            let spans = match h
+                .follows
+                .get(follow_key(client, id))
+                .map_err(|e| self.io(e))?
+            {
+                Some(s) => decode_spans(&s)?,
+                None => Vec::new(),
+            };
+            if spans.iter().any(|s| s.carries(seq)) {
+                out.changes.push(decode_change(seq, &v)?);
+            }
+            budget -= 1;
+            if out.changes.len() >= limit || budget == 0 {
+                out.through = seq;
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn oldest(&self) -> Result<u64, StoreError> {
+        let h = self.handles()?;
+        match h.changes.first().map_err(|e| self.io(e))? {
+            Some((k, _)) => Ok(be(&k)),
+            None => Ok(*self.horizon.borrow() + 1),
+        }
+    }
+
+    fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let h = self.handles()?;
+        let horizon = *self.horizon.borrow();
+        let mut dropped = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            let mut done = true;
+            for kv in h.changes.iter() {
+                let (k, v) = kv.map_err(|e| self.io(e))?;
+                // Never past the horizon: a change not yet flushed is not the oldest of anything.
+                if be(&k) > horizon || change_time(&v)? >= before {
+                    break;
+                }
+                batch.remove(k);
+                n += 1;
+                if n == 10_000 {
+                    done = false;
+                    break;
+                }
+            }
+            if n == 0 {
+                return Ok(dropped);
+            }
+            h.changes.apply_batch(batch).map_err(|e| self.io(e))?;
+            dropped += n;
+            if done {
+                h.db.flush().map_err(|e| self.io(e))?;
+                return Ok(dropped);
+            }
+        }
+    }
+
     /// Closes and opens the database again, after a failure (blocking).
     fn reopen(&self) -> Result<(), StoreError> {
         let _one = self
@@ -156,6 +521,9 @@ impl State {
         let tree = open.tree.clone();
         open.db.flush().map_err(|e| self.io(e))?;
         self.count.store(tree.len() as u64, Ordering::Relaxed);
+        // What a failed flush left in memory only is gone: the head is the disk's again.
+        *self.log.lock().unwrap_or_else(PoisonError::into_inner) =
+            head_of(&open.meta).map_err(|e| self.io(e))?;
         self.open.store(Some(Arc::new(open)));
         self.failed.store(false, Ordering::Release);
         tracing::info!("population store reopened after a failure");
@@ -189,7 +557,8 @@ impl Store for SledStore {
         let _held = self.write_locks[(id.as_u64() % WRITE_STRIPES as u64) as usize]
             .lock()
             .await;
-        let current = self.read(id)?.map(|c| c.version);
+        let old = self.read(id)?;
+        let current = old.as_ref().map(|c| c.version);
         match (current, expected_version) {
             (Some(v), 0) => return Ok(PutOutcome::AlreadyExists { current: v }),
             (None, e) if e != 0 => return Ok(PutOutcome::VersionMismatch { current: 0 }),
@@ -201,20 +570,26 @@ impl Store for SledStore {
             return Ok(PutOutcome::Vetoed);
         }
         let bytes = encoding::encode(&record);
-        let h = self.state.handles()?;
+        let fields = registry::fields_changed(old.as_ref(), &record);
+        let (state, at) = (self.state.clone(), self.clock.wall());
         // The flush waits for the disk.
         let written = blocking(move || {
-            h.tree
-                .insert(id.key(), bytes)
-                .and_then(|_| h.db.flush())
-                .map(drop)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
+            let h = state.handles()?;
+            let seq = state.commit(&h, id, &bytes, fields, at)?;
+            h.db.flush()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok(seq)
         })
         .await;
-        if written.is_err() {
-            self.state.failed.store(true, Ordering::Release);
-        }
-        written?;
+        let seq = match written {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.state.failed.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        // Flushed: this change and every one applied before it are durable.
+        advance(&self.state.horizon, seq);
         if current.is_none() {
             self.state.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -242,6 +617,53 @@ impl Store for SledStore {
             self.state.failed.store(true, Ordering::Release);
         }
         flushed
+    }
+}
+
+#[async_trait]
+impl ChangeLog for SledStore {
+    async fn follow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
+        let (state, client, ids) = (self.state.clone(), client.to_owned(), ids.to_vec());
+        blocking(move || state.follow_all(&client, &ids, true)).await
+    }
+
+    async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
+        let (state, client, ids) = (self.state.clone(), client.to_owned(), ids.to_vec());
+        blocking(move || state.follow_all(&client, &ids, false)).await
+    }
+
+    async fn read(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<Fanned>, StoreError> {
+        let state = self.state.clone();
+        blocking(move || state.read_log(after, upto, limit)).await
+    }
+
+    async fn read_for(
+        &self,
+        client: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Carried, StoreError> {
+        let (state, client) = (self.state.clone(), client.to_owned());
+        blocking(move || state.read_for(&client, after, upto, limit)).await
+    }
+
+    fn horizon(&self) -> watch::Receiver<u64> {
+        self.state.horizon.subscribe()
+    }
+
+    async fn refresh_horizon(&self) -> Result<u64, StoreError> {
+        // Told by the writers themselves: nothing to poll.
+        Ok(*self.state.horizon.borrow())
+    }
+
+    async fn oldest(&self) -> Result<u64, StoreError> {
+        self.state.oldest()
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let state = self.state.clone();
+        blocking(move || state.prune(before)).await
     }
 }
 

@@ -611,6 +611,36 @@ impl IdentityGateway for Fixed {
         });
         Ok(Response::new(Box::pin(out)))
     }
+
+    // The baseline measures Lookup and Verify only: change subscriptions are not offered.
+    async fn follow(
+        &self,
+        _req: Request<pb::FollowRequest>,
+    ) -> Result<Response<pb::FollowResponse>, Status> {
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
+    }
+
+    async fn unfollow(
+        &self,
+        _req: Request<pb::FollowRequest>,
+    ) -> Result<Response<pb::FollowResponse>, Status> {
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
+    }
+
+    type WatchChangesStream = Answers<pb::ChangeEvent>;
+
+    async fn watch_changes(
+        &self,
+        _req: Request<pb::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        Err(Status::unimplemented(
+            "the baseline server answers Lookup and Verify only",
+        ))
+    }
 }
 
 /// Starts the baseline server with the TLS, connection and HTTP/2 settings of `config` on

@@ -67,6 +67,9 @@ pub struct Coherence {
     acks: Mutex<Acks>,
     /// Set at shutdown: the lease is given up and never renewed again.
     leaving: AtomicBool,
+    /// The highest seq heard committed (a notification, or the counter read by the change
+    /// feed's poll): the change log's horizon on this node (`super::changes`).
+    horizon: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -94,6 +97,7 @@ impl Coherence {
             live: watch::Sender::new(1),
             acks: Mutex::new(Acks::default()),
             leaving: AtomicBool::new(false),
+            horizon: watch::Sender::new(0),
         })
     }
 
@@ -131,6 +135,16 @@ impl Coherence {
     /// How many nodes hold a lease, this one included (at least 1), as it changes.
     pub fn members(&self) -> watch::Receiver<usize> {
         self.live.subscribe()
+    }
+
+    /// The change log's horizon as this node has heard it.
+    pub fn horizon(&self) -> watch::Receiver<u64> {
+        self.horizon.subscribe()
+    }
+
+    /// Notes that every change through `seq` has committed.
+    pub fn heard(&self, seq: u64) {
+        crate::store::changes::advance(&self.horizon, seq);
     }
 
     /// Stops serving from the cache and forgets it.
@@ -253,6 +267,11 @@ impl Coherence {
                 else {
                     return Ok(());
                 };
+                // Delivered in commit order, and seqs commit in order: everything through this
+                // one has committed, on whichever node wrote it.
+                if let Ok(s) = seq.parse::<u64>() {
+                    self.heard(s);
+                }
                 if node == self.node {
                     // Our own write: its node updated its cache itself.
                     return Ok(());

@@ -4,6 +4,7 @@
 //! Connections and the schema are `crate::pg`'s. Here:
 //! - `coherence`: the cache lease and the commit-driven invalidation that keep every node's
 //!   reuse cache from answering with an older version once a write has returned.
+//! - `changes`: the change log and the follow lists ([`ChangeLog`](crate::store::ChangeLog)).
 //! - `loader`: seeding with `COPY`.
 //!
 //! A write is one transaction: the id's advisory lock (so two nodes writing one citizen take
@@ -12,6 +13,7 @@
 //! (`schema`), the notification queued; then commit. Of two nodes racing on one version, the
 //! second sees the first's version and gets `VersionMismatch`.
 
+mod changes;
 mod coherence;
 mod loader;
 
@@ -86,13 +88,18 @@ pub async fn open(
         .map_err(StoreError::Unavailable)?;
     tokio::spawn(coherence.clone().run(listen));
     tracing::info!(database = %db.describe(), node = %node.node_id, "population store in PostgreSQL");
-    Ok(PgStore {
+    let store = PgStore {
         on_write_wait: node.on_write_wait.clone(),
         readers: Readers::start(&db, READERS),
         writers: Writers::new(&db, WRITERS),
         coherence,
         count: Mutex::new(None),
-    })
+    };
+    // The horizon starts where the log is; notifications move it from here.
+    if let Err(e) = crate::store::ChangeLog::refresh_horizon(&store).await {
+        tracing::warn!(error = %e, "cannot read the change log's head yet; the change feed will retry");
+    }
+    Ok(store)
 }
 
 /// `popgate db migrate`: the schema up to date, without starting a store.
