@@ -136,6 +136,19 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "bulk")]
     writes: bool,
 
+    /// --dev: change subscriptions — PutCitizen of --watch-citizens followed citizens alone,
+    /// then with N WatchChanges streams open (spread over --clients and --connections); the
+    /// latency from each PutCitizen response to each stream's event, and events per second.
+    #[arg(long, requires = "dev", group = "scenario", value_name = "N")]
+    watch: Option<usize>,
+    /// --watch: citizens created for the run and followed by every bench client.
+    #[arg(long, default_value_t = 1000)]
+    watch_citizens: u64,
+    /// --watch: also time one client following this many ids of the store (in batches of
+    /// 10,000) and the store's growth per id.
+    #[arg(long, default_value_t = 0)]
+    follow_ids: u64,
+
     /// --dev: the same load on one node over sled, then on one over PostgreSQL.
     #[arg(long, requires = "dev", group = "scenario")]
     compare_store: bool,
@@ -337,6 +350,12 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Scenario::CompareCache
     } else if let Some(n) = args.compare_citizens {
         Scenario::CompareCitizens(n)
+    } else if let Some(streams) = args.watch {
+        Scenario::Watch(crate::watch::WatchOptions {
+            streams,
+            citizens: args.watch_citizens,
+            follow_ids: args.follow_ids,
+        })
     } else if args.compare_store {
         Scenario::CompareStore
     } else if args.compare_audit_backend {

@@ -23,6 +23,7 @@ pub mod load;
 pub mod report;
 mod servers;
 pub mod target;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,6 +131,8 @@ pub enum Scenario {
     CompareStore,
     /// One node over PostgreSQL with the file audit, then with the audit in the database.
     CompareAuditBackend,
+    /// PutCitizen of followed citizens alone, then with WatchChanges streams open.
+    Watch(watch::WatchOptions),
 }
 
 /// Everything a run needs.
@@ -316,6 +319,24 @@ impl Options {
                         .into(),
                 ));
             }
+            if let Scenario::Watch(w) = &self.scenario {
+                if w.streams == 0 || w.citizens == 0 {
+                    return Err(BenchError::Usage(
+                        "--watch and --watch-citizens must be at least 1".into(),
+                    ));
+                }
+                if self.workload.bulk || self.workload.writes.is_some() {
+                    return Err(BenchError::Usage(
+                        "--watch runs its own PutCitizen load: drop --bulk and --writes".into(),
+                    ));
+                }
+                if w.follow_ids > self.workload.citizens {
+                    return Err(BenchError::Usage(format!(
+                        "--follow-ids {} is more than the store's --citizens {}",
+                        w.follow_ids, self.workload.citizens
+                    )));
+                }
+            }
             if self.workload.writes.is_some() && self.workload.bulk {
                 return Err(BenchError::Usage(
                     "give --writes or --bulk, not both".into(),
@@ -408,6 +429,7 @@ fn run_remote(
         comparisons: Vec::new(),
         cache_footprint: None,
         pgbench: None,
+        watch: None,
     })
 }
 
@@ -599,7 +621,7 @@ fn plan(opts: &Options, dev: &DevOptions, outside: &Outside) -> Vec<Stage> {
         server: StageServer::Gateway(g),
     };
     match &opts.scenario {
-        Scenario::Single => vec![gateway("gateway", base)],
+        Scenario::Single | Scenario::Watch(_) => vec![gateway("gateway", base)],
         Scenario::CompareStore => vec![
             gateway(
                 "sled",
@@ -751,6 +773,36 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let outside = Outside::start(opts, dev, &dir)?;
     let stages = plan(opts, dev, &outside);
     let seed = opts.workload.seed;
+    if let (Scenario::Watch(w), [stage]) = (&opts.scenario, &stages[..]) {
+        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+        let store = match &g.store {
+            StoreKind::Sled => {
+                StoreRef::Sled(seed_store(&dir, g.citizens, seed, 0, opts.progress)?)
+            }
+            StoreKind::Postgres { url, .. } => dir.pg_store(url, g.citizens, seed, |_| {})?,
+        };
+        let (phases, comparisons, figures) = watch::run(
+            opts,
+            &mut dir,
+            &store,
+            g,
+            dev.server_threads,
+            dev.client_threads,
+            w,
+        )?;
+        return Ok(Report {
+            scenario: scenario_name(&opts.scenario),
+            load: opts.scenario_load_words(),
+            cores,
+            rounds: 1,
+            interleave_secs: None,
+            phases,
+            comparisons,
+            cache_footprint: None,
+            pgbench: run_pgbench(dev, &outside, opts.duration)?,
+            watch: Some(figures),
+        });
+    }
 
     // Memory per cached record is measured first, before any server has touched the heap.
     let footprint = if opts.scenario == Scenario::CompareCache && dev.cache_capacity > 0 {
@@ -803,6 +855,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             comparisons,
             cache_footprint: footprint,
             pgbench: run_pgbench(dev, &outside, opts.duration)?,
+            watch: None,
         });
     }
 
@@ -848,6 +901,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         comparisons,
         cache_footprint: footprint,
         pgbench: run_pgbench(dev, &outside, opts.duration)?,
+        watch: None,
     })
 }
 
@@ -1294,6 +1348,10 @@ fn scenario_name(s: &Scenario) -> String {
             format!("isolation: client-b alone vs with client-a flooding (rates {client_rate}/s)")
         }
         Scenario::CompareStore => "store: sled vs PostgreSQL".into(),
+        Scenario::Watch(w) => format!(
+            "change subscriptions: PutCitizen alone vs with {} WatchChanges streams",
+            w.streams
+        ),
         Scenario::CompareAuditBackend => "audit: files vs PostgreSQL".into(),
     }
 }
@@ -1303,7 +1361,7 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
     let pair = |a: &str, b: &str| find(a).zip(find(b));
     let mut out = Vec::new();
     match s {
-        Scenario::Single => {}
+        Scenario::Single | Scenario::Watch(_) => {}
         Scenario::Baseline => {
             if let Some((g, b)) = pair("gateway", "baseline") {
                 out.push(

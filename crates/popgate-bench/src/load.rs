@@ -316,7 +316,7 @@ impl RequestGen {
     }
 }
 
-fn all_fields() -> popgate::fields::FieldSet {
+pub(crate) fn all_fields() -> popgate::fields::FieldSet {
     let mut all = popgate::fields::FieldSet::EMPTY;
     for f in popgate::fields::Field::ALL {
         all.insert(f);

@@ -531,6 +531,8 @@ pub struct Report {
     pub cache_footprint: Option<CacheFootprint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pgbench: Option<PgbenchFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::watch::WatchFigures>,
 }
 
 impl Report {
@@ -675,6 +677,38 @@ impl Report {
                 (None, None) => {
                     let _ = writeln!(s, "\n{}: {ratios}  {verdict}", c.what);
                 }
+            }
+        }
+        if let Some(w) = &self.watch {
+            let _ = writeln!(
+                s,
+                "\nevents: {} of {} expected to {} streams ({} followed citizens), {:.0} events/s; from PutCitizen's response to the event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                w.events,
+                w.events_expected,
+                w.streams,
+                w.followed_citizens,
+                w.events_per_sec,
+                w.latency_p50_ms,
+                w.latency_p99_ms,
+                w.latency_max_ms
+            );
+            let met = |m: bool| if m { "MET" } else { "MISSED" };
+            let _ = writeln!(
+                s,
+                "(targets: p99 <= 100 ms {}; >= 50,000 events/s {})",
+                met(w.latency_target_met),
+                met(w.events_target_met)
+            );
+            if let Some(f) = &w.follow {
+                let _ = writeln!(
+                    s,
+                    "follow: {} ids in {:.2} s ({:.0} ids/s), store growth {}",
+                    f.ids,
+                    f.secs,
+                    f.ids_per_sec,
+                    f.bytes_per_id
+                        .map_or("unknown".to_owned(), |b| format!("{b:.0} bytes per id"))
+                );
             }
         }
         if let Some(p) = &self.pgbench {

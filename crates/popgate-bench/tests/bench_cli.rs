@@ -401,3 +401,38 @@ fn cluster_options_without_a_database_are_refused_with_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn watch_delivers_every_update_to_every_stream_and_times_it() {
+    let report = bench(&[
+        "--watch",
+        "4",
+        "--watch-citizens",
+        "8",
+        "--concurrency",
+        "4",
+        "--clients",
+        "2",
+        "--follow-ids",
+        "1000",
+    ]);
+    let alone = phase(&report, "puts-alone");
+    let with = phase(&report, "puts-with-watchers");
+    for p in [alone, with] {
+        assert!(p["requests"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["errors"], serde_json::json!({}), "{p}");
+    }
+    let w = &report["watch"];
+    let expected = w["events_expected"].as_u64().unwrap();
+    // Every acknowledged update reached every one of the 4 streams.
+    assert_eq!(expected, with["requests"].as_u64().unwrap() * 4, "{w}");
+    assert_eq!(w["events"].as_u64().unwrap(), expected, "{w}");
+    let (p50, p99) = (
+        w["latency_p50_ms"].as_f64().unwrap(),
+        w["latency_p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{w}");
+    let f = &w["follow"];
+    assert_eq!(f["ids"], 1000, "{w}");
+    assert!(f["ids_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+}
