@@ -692,6 +692,13 @@ impl Report {
                 w.latency_p99_ms,
                 w.latency_max_ms
             );
+            if let Some(why) = &w.first_end {
+                let _ = writeln!(
+                    s,
+                    "{} streams ended early; the first: {why}",
+                    w.streams_ended
+                );
+            }
             let met = |m: bool| if m { "MET" } else { "MISSED" };
             let _ = writeln!(
                 s,

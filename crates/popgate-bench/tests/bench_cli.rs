@@ -427,6 +427,7 @@ fn watch_delivers_every_update_to_every_stream_and_times_it() {
     // Every acknowledged update reached every one of the 4 streams.
     assert_eq!(expected, with["requests"].as_u64().unwrap() * 4, "{w}");
     assert_eq!(w["events"].as_u64().unwrap(), expected, "{w}");
+    assert_eq!(w["streams_ended"], 0, "{w}");
     let (p50, p99) = (
         w["latency_p50_ms"].as_f64().unwrap(),
         w["latency_p99_ms"].as_f64().unwrap(),
