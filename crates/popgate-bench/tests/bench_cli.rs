@@ -90,13 +90,61 @@ fn bulk_mismatches_come_back_as_mismatches() {
 }
 
 #[test]
-fn baseline_runs_both_sides_and_gives_their_ratio() {
+fn baseline_runs_three_sides_and_gives_both_ratios() {
     let report = bench(&["--baseline", "--connections", "2", "--concurrency", "8"]);
     assert_sane(phase(&report, "baseline"));
+    assert_sane(phase(&report, "durable"));
     assert_sane(phase(&report, "gateway"));
-    let c = &report["comparisons"][0];
-    assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
-    assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
+    let cs = report["comparisons"].as_array().expect("comparisons");
+    let pairs: Vec<(&str, &str)> = cs
+        .iter()
+        .map(|c| (c["of"].as_str().unwrap(), c["against"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pairs, [("gateway", "durable"), ("gateway", "baseline")]);
+    for c in cs {
+        assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["server_audit_cpu_ratio"].as_f64().unwrap() > 0.0, "{c}");
+    }
+}
+
+/// The durable baseline really writes and syncs a record before each answer: every answered
+/// call's record is in its file, of the size it claims, and it synced; and that size is the
+/// gateway's own, measured in the same run.
+#[test]
+fn the_durable_baseline_syncs_a_record_of_the_gateways_size_per_call() {
+    let report = bench(&[
+        "--baseline",
+        "--interleave",
+        "250ms",
+        "--connections",
+        "2",
+        "--concurrency",
+        "8",
+    ]);
+    let durable = phase(&report, "durable");
+    let gateway = phase(&report, "gateway");
+    let audit = &durable["audit"];
+    let records = audit["records_per_sec"].as_f64().unwrap();
+    let rate = durable["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        records > 0.95 * rate && records < 1.05 * rate,
+        "{records} records/s for {rate} calls/s: {audit}"
+    );
+    assert!(audit["syncs_per_sec"].as_f64().unwrap() > 0.0, "{audit}");
+    // Bytes in its file over records counted: each record reached the file, whole.
+    let size = popgate_bench::durable::RECORD_BYTES as f64;
+    assert_eq!(audit["bytes_per_record"].as_f64().unwrap(), size, "{audit}");
+    // Its CPU is counted as audit, as the gateway's writer's is.
+    assert!(
+        durable["cpu"]["by_thread"]["audit_us"].as_f64().unwrap() > 0.0,
+        "{durable}"
+    );
+    let line = gateway["audit"]["bytes_per_record"].as_f64().unwrap();
+    assert!(
+        (size - line).abs() <= 0.2 * line,
+        "the durable record is {size} bytes, the gateway's mean audit line {line}"
+    );
 }
 
 /// Kills the served bench server if the test fails before stopping it.
@@ -177,18 +225,26 @@ fn rounds_alternate_the_sides_and_judge_the_median_round() {
         })
         .collect();
     let expected: Vec<(String, u64)> = (1..=3)
-        .flat_map(|r| [("baseline".to_owned(), r), ("gateway".to_owned(), r)])
+        .flat_map(|r| {
+            [
+                ("baseline".to_owned(), r),
+                ("durable".to_owned(), r),
+                ("gateway".to_owned(), r),
+            ]
+        })
         .collect();
     assert_eq!(order, expected);
     phases.iter().for_each(assert_sane);
 
+    // Per round: gateway / durable, gateway / bare; then the two summaries.
     let comparisons = report["comparisons"].as_array().expect("comparisons");
-    assert_eq!(comparisons.len(), 4, "{report}");
-    let rounds: Vec<&Value> = comparisons[..3].iter().collect();
+    assert_eq!(comparisons.len(), 8, "{report}");
+    let rounds: Vec<&Value> = comparisons[..6].iter().step_by(2).collect();
     for (i, c) in rounds.iter().enumerate() {
         assert_eq!(c["round"], i as u64 + 1, "{c}");
+        assert_eq!(c["against"], "durable", "{c}");
     }
-    let summary = &comparisons[3];
+    let summary = &comparisons[6];
     assert!(summary.get("round").is_none(), "{summary}");
     let spread = &summary["rounds"];
     assert_eq!(spread["count"], 3, "{summary}");
@@ -235,7 +291,7 @@ fn interleave_alternates_slices_between_two_running_servers() {
     let gw = phase(&report, "gateway");
     assert_sane(base);
     assert_sane(gw);
-    assert_eq!(report["phases"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["phases"].as_array().unwrap().len(), 3, "{report}");
     for p in [base, gw] {
         assert_eq!(p["duration_secs"], 1.0, "{p}");
         assert_eq!(p["cpu"]["window"], "measured slices only", "{p}");
