@@ -10,6 +10,7 @@
 //! - [`target`]: with `--dev`, the bench directory, seeded stores, the full gateway and the
 //!   bare and durable baseline servers;
 //! - [`durable`]: the durable baseline's log (one writer, group commit, fdatasync);
+//! - [`sweep`]: `--sweep`, the open-loop capacity curve of the three, as JSON and SVG;
 //! - [`report`]: the table and the JSON.
 //!
 //! A scenario is a list of *stages* (one server each, started and stopped in turn, on fresh
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod load;
 pub mod report;
 mod servers;
+pub mod sweep;
 pub mod target;
 
 use std::path::PathBuf;

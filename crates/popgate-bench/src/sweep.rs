@@ -34,8 +34,9 @@ pub const MIN_ACHIEVED: f64 = 0.9;
 /// The target for the gateway's knee against the durable baseline's.
 pub const KNEE_TARGET: f64 = 0.85;
 
-/// Where `auto` starts and how it steps: each side is stopped after its first point past the
-/// limit, and the sweep ends when every side is.
+/// Where `auto` starts and how it steps: each side is stopped after two points in a row past
+/// the limit (one alone may be a stall of the shared disk, which a higher rate can pass), and
+/// the sweep ends when every side is.
 const AUTO_START: f64 = 2000.0;
 const AUTO_STEP: f64 = 2000.0;
 /// `auto` stops here even if a side is still within the limit.
@@ -46,7 +47,8 @@ const MAX_RATES: usize = 200;
 /// The offered rates of `--sweep`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rates {
-    /// From [`AUTO_START`] in steps of [`AUTO_STEP`] until every side is past its knee.
+    /// From [`AUTO_START`] in steps of [`AUTO_STEP`] until every side has missed the limit
+    /// twice in a row.
     Auto,
     /// These, in this order; every side runs every rate.
     List(Vec<f64>),
@@ -217,6 +219,7 @@ pub fn run(opts: &Options, rates: &Rates, out: &Path) -> Result<SweepReport, Ben
         }
     }
     let mut live = vec![true; sides.len()];
+    let mut misses = vec![0usize; sides.len()];
     let mut i = 0usize;
     loop {
         let rate = match rates {
@@ -247,7 +250,8 @@ pub fn run(opts: &Options, rates: &Rates, out: &Path) -> Result<SweepReport, Ben
                     if p.served { "" } else { "  (past the limit)" }
                 );
             }
-            if *rates == Rates::Auto && !p.served {
+            misses[k] = if p.served { 0 } else { misses[k] + 1 };
+            if *rates == Rates::Auto && misses[k] >= 2 {
                 live[k] = false;
             }
             curves[k].points.push(p);

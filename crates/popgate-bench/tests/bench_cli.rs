@@ -457,3 +457,117 @@ fn cluster_options_without_a_database_are_refused_with_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+/// Checks that `svg` is well-formed XML as far as an SVG drawn by the bench can be wrong:
+/// every tag closed in order, one root, attribute values quoted, `&` only in entities.
+fn assert_well_formed(svg: &str) {
+    let mut open: Vec<&str> = Vec::new();
+    let mut roots = 0;
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        let text = &rest[..i];
+        assert!(!text.contains('>'), "a stray '>' in {text:?}");
+        for (j, _) in text.match_indices('&') {
+            let entity = &text[j..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                    .iter()
+                    .any(|e| entity.starts_with(e)),
+                "a bare '&' in {text:?}"
+            );
+        }
+        let end = rest[i..].find('>').expect("an unclosed tag") + i;
+        let tag = &rest[i + 1..end];
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "unbalanced quotes in <{tag}>"
+        );
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(
+                open.pop(),
+                Some(name.trim()),
+                "</{name}> closes the wrong tag"
+            );
+        } else if !tag.starts_with('?') && !tag.starts_with('!') {
+            let name = tag.split_whitespace().next().unwrap_or("");
+            assert!(!name.is_empty(), "an empty tag");
+            if open.is_empty() {
+                roots += 1;
+            }
+            if !tag.ends_with('/') {
+                open.push(name);
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(open.is_empty(), "unclosed: {open:?}");
+    assert_eq!(roots, 1, "one root element");
+}
+
+/// `--sweep` runs each offered rate against the three sides and writes the curve as JSON and
+/// as an SVG that names them; bad sweep options are refused in one line with exit 2.
+#[test]
+fn a_sweep_writes_one_point_per_rate_per_side_and_a_picture_of_them() {
+    let out = std::env::temp_dir().join(format!("popgate-bench-sweep-{}", std::process::id()));
+    let out_arg = out.to_str().unwrap();
+    let report = run_json(&[
+        "--dev",
+        "--citizens",
+        "2000",
+        "--connections",
+        "2",
+        "--sweep",
+        "200,400",
+        "--warmup",
+        "0s",
+        "--duration",
+        "500ms",
+        "--out",
+        out_arg,
+        "--json",
+    ]);
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(file["sides"], report["sides"]);
+    let sides = report["sides"].as_array().expect("sides");
+    let names: Vec<&str> = sides.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "durable", "gateway"]);
+    for side in sides {
+        let offered: Vec<f64> = side["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offered_per_sec"].as_f64().unwrap())
+            .collect();
+        assert_eq!(offered, [200.0, 400.0], "{side}");
+        for p in side["points"].as_array().unwrap() {
+            assert!(p["requests"].as_u64().unwrap() > 0, "{p}");
+            assert_eq!(p["errors"], 0, "{p}");
+            assert!(p["p50_ms"].as_f64().unwrap() <= p["p99_ms"].as_f64().unwrap());
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("sweep.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert_well_formed(&svg);
+    for name in ["bare baseline", "durable baseline", "gateway"] {
+        assert!(
+            svg.contains(&format!(">{name}</text>")),
+            "{name} not in the SVG"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+
+    for args in [
+        &["--dev", "--sweep", "10:5:1", "--out", out_arg][..],
+        &["--dev", "--sweep", "1000"][..],
+        &["--dev", "--sweep", "--rate", "100", "--out", out_arg][..],
+        &["--dev", "--sweep", "--compare-audit", "--out", out_arg][..],
+        &["--dev", "--out", out_arg][..],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
