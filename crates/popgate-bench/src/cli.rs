@@ -206,6 +206,17 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration, conflicts_with = "rounds")]
     interleave: Option<Duration>,
 
+    /// --dev: an open-loop rate sweep against the bare baseline, the durable baseline and the
+    /// gateway (all three up at once, each rate run against each in turn, --duration per
+    /// step): `auto` (the default: from 2000/s in steps of 2000 until each side has, twice in
+    /// a row, a p99 over 10 ms or answered under 90% of the rate), FROM:TO:STEP or R1,R2,….
+    /// Writes sweep.json and sweep.svg to --out and prints each side's knee.
+    #[arg(long, value_name = "RATES", num_args = 0..=1, default_missing_value = "auto")]
+    sweep: Option<String>,
+    /// --sweep: the folder sweep.json and sweep.svg are written to.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
     /// Print the report as JSON (no progress bars).
     #[arg(long)]
     json: bool,
@@ -393,6 +404,28 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         rounds: args.rounds,
         interleave: args.interleave,
     };
+    if let Some(rates) = &args.sweep {
+        let rates = crate::sweep::Rates::parse(rates).map_err(anyhow::Error::msg)?;
+        let Some(out) = &args.out else {
+            bail!("--sweep writes sweep.json and sweep.svg: give --out DIR");
+        };
+        if args.serve.is_some() {
+            bail!("--sweep starts its own servers: drop --serve");
+        }
+        let report = crate::sweep::run(&opts, &rates, out).context("sweep failed")?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).context("cannot render the sweep")?
+            );
+        } else {
+            print!("{}", report.table());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.out.is_some() {
+        bail!("--out is where --sweep writes its files: give --sweep too");
+    }
     if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
         let served = match what {
             ServeArg::Baseline => crate::Served::Baseline,

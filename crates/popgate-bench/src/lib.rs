@@ -8,7 +8,9 @@
 //!   counted into HDR histograms;
 //! - [`keys`]: which citizens are asked about (uniform or Zipf over the seeded population);
 //! - [`target`]: with `--dev`, the bench directory, seeded stores, the full gateway and the
-//!   bare baseline server;
+//!   bare and durable baseline servers;
+//! - [`durable`]: the durable baseline's log (one writer, group commit, fdatasync);
+//! - [`sweep`]: `--sweep`, the open-loop capacity curve of the three, as JSON and SVG;
 //! - [`report`]: the table and the JSON.
 //!
 //! A scenario is a list of *stages* (one server each, started and stopped in turn, on fresh
@@ -18,10 +20,12 @@
 //! anything on a shared 2-core box.
 
 pub mod cli;
+pub mod durable;
 pub mod keys;
 pub mod load;
 pub mod report;
 mod servers;
+pub mod sweep;
 pub mod target;
 pub mod watch;
 
@@ -168,6 +172,8 @@ enum StageServer {
     Gateway(GatewaySettings),
     /// The baseline, configured from these gateway settings' TLS and HTTP/2 limits.
     Baseline(GatewaySettings),
+    /// The durable baseline: the same, each answer after its record is group-committed.
+    Durable(GatewaySettings),
 }
 
 struct Step {
@@ -668,6 +674,21 @@ fn plan(opts: &Options, dev: &DevOptions, outside: &Outside) -> Vec<Stage> {
                 }],
                 server: StageServer::Baseline(base.clone()),
             },
+            Stage {
+                steps: vec![Step {
+                    loads: vec![NamedLoad {
+                        name: "durable".into(),
+                        settings: format!(
+                            "bare tonic + rustls mTLS, fixed reply after a {}-byte record is group-committed with fdatasync",
+                            durable::RECORD_BYTES
+                        ),
+                        clients: ids.clone(),
+                        connections: opts.connections,
+                        spec: opts.spec(),
+                    }],
+                }],
+                server: StageServer::Durable(base.clone()),
+            },
             gateway("gateway", base),
         ],
         Scenario::CompareAudit => vec![
@@ -774,7 +795,8 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let stages = plan(opts, dev, &outside);
     let seed = opts.workload.seed;
     if let (Scenario::Watch(w), [stage]) = (&opts.scenario, &stages[..]) {
-        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+        let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
+            &stage.server;
         let store = match &g.store {
             StoreKind::Sled => {
                 StoreRef::Sled(seed_store(&dir, g.citizens, seed, 0, opts.progress)?)
@@ -825,7 +847,8 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             }
             _ => 0,
         };
-        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+        let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
+            &stage.server;
         stores.push(match &g.store {
             StoreKind::Sled => {
                 StoreRef::Sled(seed_store(&dir, g.citizens, seed, copy, opts.progress)?)
@@ -927,8 +950,22 @@ fn start_server(
     Ok(match &stage.server {
         StageServer::Gateway(_) => (target::start_nodes(configs, rt.handle())?, "gateway"),
         StageServer::Baseline(_) => (
-            target::start_baseline(&configs[0], FixedAnswers::typical(seed), rt.handle())?,
+            target::start_baseline(
+                &configs[0],
+                FixedAnswers::typical(seed),
+                target::Baseline::Bare,
+                rt.handle(),
+            )?,
             "baseline",
+        ),
+        StageServer::Durable(_) => (
+            target::start_baseline(
+                &configs[0],
+                FixedAnswers::typical(seed),
+                target::Baseline::Durable,
+                rt.handle(),
+            )?,
+            "durable",
         ),
     })
 }
@@ -942,7 +979,8 @@ fn run_dev_stage(
     seed: u64,
     progress: bool,
 ) -> Result<Vec<PhaseReport>, BenchError> {
-    let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+    let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
+        &stage.server;
     let config = dir.stage_configs(store, g)?;
     let mut tls = std::collections::HashMap::new();
     for step in &stage.steps {
@@ -983,8 +1021,10 @@ struct Side<'a> {
     calls: u64,
     cpu: Option<report::CpuUse>,
     wall: Duration,
-    /// The gateway's audit counters summed over the slices.
+    /// The gateway's (or the durable baseline's) audit counters summed over the slices…
     audit: popgate::audit::AuditStats,
+    /// …and the bytes of records they wrote.
+    audit_bytes: u64,
 }
 
 /// Runs a two-sided scenario with both servers up at once, each on its own runtime, and the
@@ -1010,18 +1050,130 @@ fn run_interleaved(
         ));
     };
     let client_rt = runtime(Some(client_threads), "bench-client")?;
+    let mut sides = start_sides(stages, dir, stores, dev, seed, &client_rt)?;
+
+    let total = (opts.warmup + opts.duration) * sides.len() as u32;
+    let bar = progress_bar(opts.progress, total, "interleaved");
+    let run_slice = |side: &mut Side, warmup: bool, len: Duration, stream: u64| {
+        let spec = LoadSpec {
+            warmup: Duration::ZERO,
+            duration: len,
+            stream,
+            ..side.load.spec.clone()
+        };
+        let done = Arc::new(AtomicU64::new(0));
+        let audit_before = side.running.audit_stats();
+        let bytes_before = side.running.audit_bytes();
+        let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
+        let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
+        if let Some(b) = &bar {
+            b.inc(len.as_millis() as u64);
+        }
+        if warmup {
+            return;
+        }
+        side.wall += started.elapsed();
+        side.cpu = side
+            .cpu
+            .zip(report::CpuUse::between(
+                &cpu_before,
+                &report::CpuSample::now(),
+            ))
+            .map(|(mut sum, used)| {
+                sum.add(&used);
+                sum
+            });
+        side.calls += done.load(Ordering::Relaxed);
+        side.tally.merge(&tally);
+        if let (Some(after), Some(before)) = (side.running.audit_stats(), audit_before) {
+            side.audit.records += after.records.saturating_sub(before.records);
+            side.audit.syncs += after.syncs.saturating_sub(before.syncs);
+            side.audit.sync_us += after.sync_us.saturating_sub(before.sync_us);
+        }
+        if let (Some(after), Some(before)) = (side.running.audit_bytes(), bytes_before) {
+            side.audit_bytes += after.saturating_sub(before);
+        }
+    };
+    if !opts.warmup.is_zero() {
+        for side in &mut sides {
+            run_slice(side, true, opts.warmup, 0);
+        }
+    }
+    let mut left = opts.duration;
+    let mut stream = 0;
+    while !left.is_zero() {
+        let len = slice.min(left);
+        left -= len;
+        stream += 1;
+        for side in &mut sides {
+            run_slice(side, false, len, stream);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+
+    let mut phases = Vec::new();
+    for mut side in sides {
+        // The gateway's audit writer or the durable baseline's.
+        let audited = side.running.audit_stats().is_some();
+        client_rt.block_on(side.running.stop());
+        side.server_rt.shutdown_timeout(Duration::from_secs(5));
+        if fixed_answers(side.target_name) {
+            side.tally.forget_verify_checks();
+        }
+        let mut phase = PhaseReport::new(
+            &side.load.name,
+            side.target_name,
+            side.load.settings.clone(),
+            opts.duration.as_secs_f64(),
+            &side.tally,
+        );
+        phase.cpu = side
+            .cpu
+            .map(|used| CpuFigures::over(&used, side.wall, side.calls, report::MEASURED_SLICES));
+        if audited {
+            // Over the same seconds as requests/s: the wall time also holds each slice's
+            // drain (its last calls, counted in requests/s too), which at a thousand calls in
+            // flight adds tens of ms a slice and would put the record rate 5% under the call
+            // rate. CPU stays over the wall time, as that is when it was spent.
+            phase.audit = Some(
+                report::AuditFigures::between(
+                    &Default::default(),
+                    &side.audit,
+                    opts.duration.as_secs_f64(),
+                    report::MEASURED_SLICES,
+                )
+                .with_bytes(side.audit_bytes, side.audit.records),
+            );
+        }
+        phases.push(phase);
+    }
+    Ok(phases)
+}
+
+/// Starts every stage's server at once, each on its own runtime, and opens its load's
+/// connections from `client_rt`: the sides of an interleaved comparison or of a sweep.
+fn start_sides<'a>(
+    stages: &'a [Stage],
+    dir: &mut BenchDir,
+    stores: &[StoreRef],
+    dev: &DevOptions,
+    seed: u64,
+    client_rt: &Runtime,
+) -> Result<Vec<Side<'a>>, BenchError> {
     let mut sides = Vec::new();
     for (stage, store) in stages.iter().zip(stores) {
-        let ([step], StageServer::Gateway(g) | StageServer::Baseline(g)) =
+        let ([step], StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
             (&stage.steps[..], &stage.server)
         else {
             return Err(BenchError::Usage(
-                "--interleave needs a scenario of two single loads".into(),
+                "--interleave needs a scenario of single loads".into(),
             ));
         };
         let [load] = &step.loads[..] else {
             return Err(BenchError::Usage(
-                "--interleave needs a scenario of two single loads".into(),
+                "--interleave needs a scenario of single loads".into(),
             ));
         };
         let config = dir.stage_configs(store, g)?;
@@ -1054,99 +1206,16 @@ fn run_interleaved(
             cpu: Some(report::CpuUse::default()),
             wall: Duration::ZERO,
             audit: Default::default(),
+            audit_bytes: 0,
         });
     }
+    Ok(sides)
+}
 
-    let total = (opts.warmup + opts.duration) * sides.len() as u32;
-    let bar = progress_bar(opts.progress, total, "interleaved");
-    let run_slice = |side: &mut Side, warmup: bool, len: Duration, stream: u64| {
-        let spec = LoadSpec {
-            warmup: Duration::ZERO,
-            duration: len,
-            stream,
-            ..side.load.spec.clone()
-        };
-        let done = Arc::new(AtomicU64::new(0));
-        let audit_before = side.running.audit_stats();
-        let (cpu_before, started) = (report::CpuSample::now(), Instant::now());
-        let tally = client_rt.block_on(load::run(&side.channels, &spec, done.clone()));
-        if let Some(b) = &bar {
-            b.inc(len.as_millis() as u64);
-        }
-        if warmup {
-            return;
-        }
-        side.wall += started.elapsed();
-        side.cpu = side
-            .cpu
-            .zip(report::CpuUse::between(
-                &cpu_before,
-                &report::CpuSample::now(),
-            ))
-            .map(|(mut sum, used)| {
-                sum.add(&used);
-                sum
-            });
-        side.calls += done.load(Ordering::Relaxed);
-        side.tally.merge(&tally);
-        if let (Some(after), Some(before)) = (side.running.audit_stats(), audit_before) {
-            side.audit.records += after.records.saturating_sub(before.records);
-            side.audit.syncs += after.syncs.saturating_sub(before.syncs);
-            side.audit.sync_us += after.sync_us.saturating_sub(before.sync_us);
-        }
-    };
-    if !opts.warmup.is_zero() {
-        for side in &mut sides {
-            run_slice(side, true, opts.warmup, 0);
-        }
-    }
-    let mut left = opts.duration;
-    let mut stream = 0;
-    while !left.is_zero() {
-        let len = slice.min(left);
-        left -= len;
-        stream += 1;
-        for side in &mut sides {
-            run_slice(side, false, len, stream);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-
-    let mut phases = Vec::new();
-    for mut side in sides {
-        let is_gateway = side.running.is_gateway();
-        client_rt.block_on(side.running.stop());
-        side.server_rt.shutdown_timeout(Duration::from_secs(5));
-        if side.target_name == "baseline" {
-            side.tally.forget_verify_checks();
-        }
-        let mut phase = PhaseReport::new(
-            &side.load.name,
-            side.target_name,
-            side.load.settings.clone(),
-            opts.duration.as_secs_f64(),
-            &side.tally,
-        );
-        phase.cpu = side
-            .cpu
-            .map(|used| CpuFigures::over(&used, side.wall, side.calls, report::MEASURED_SLICES));
-        if is_gateway {
-            // Over the same seconds as requests/s: the wall time also holds each slice's
-            // drain (its last calls, counted in requests/s too), which at a thousand calls in
-            // flight adds tens of ms a slice and would put the record rate 5% under the call
-            // rate. CPU stays over the wall time, as that is when it was spent.
-            phase.audit = Some(report::AuditFigures::between(
-                &Default::default(),
-                &side.audit,
-                opts.duration.as_secs_f64(),
-                report::MEASURED_SLICES,
-            ));
-        }
-        phases.push(phase);
-    }
-    Ok(phases)
+/// Whether a target's answers are fixed (a baseline's), so its Verify answers say nothing
+/// about the claims and are not judged.
+fn fixed_answers(target_name: &str) -> bool {
+    matches!(target_name, "baseline" | "durable")
 }
 
 /// Which server `serve` runs.
@@ -1196,9 +1265,12 @@ pub fn serve(
     let rt = runtime(dev.server_threads, "bench-server")?;
     let running = match served {
         Served::Gateway => target::start_nodes(config, rt.handle())?,
-        Served::Baseline => {
-            target::start_baseline(&config[0], FixedAnswers::typical(seed), rt.handle())?
-        }
+        Served::Baseline => target::start_baseline(
+            &config[0],
+            FixedAnswers::typical(seed),
+            target::Baseline::Bare,
+            rt.handle(),
+        )?,
     };
     let addr = running.addrs[0];
     let mut flags: String = files
@@ -1273,6 +1345,7 @@ async fn run_stage(
             loads.push((load, channels));
         }
         let audit_before = running.audit_stats();
+        let bytes_before = running.audit_bytes();
         let (redis_before, waits_before, admitted_before) = (
             running.shared_limit_calls(),
             running.write_waits(),
@@ -1295,7 +1368,7 @@ async fn run_stage(
                 .await
                 .map_err(|e| BenchError::Setup(format!("load task failed: {e}")))?;
             calls += finished;
-            if target_name == "baseline" {
+            if fixed_answers(target_name) {
                 // Its fixed Verify answer says nothing about the claims: do not judge it.
                 tally.forget_verify_checks();
             }
@@ -1310,15 +1383,25 @@ async fn run_stage(
         let wall = started.elapsed();
         let cpu = CpuFigures::between(&cpu_before, &report::CpuSample::now(), wall, calls);
         let audit = match (running.audit_stats(), audit_before) {
-            (Some(after), Some(before)) => Some(report::AuditFigures::between(
-                &before,
-                &after,
-                wall.as_secs_f64(),
-                report::WHOLE_STEP,
-            )),
+            (Some(after), Some(before)) => Some(
+                report::AuditFigures::between(
+                    &before,
+                    &after,
+                    wall.as_secs_f64(),
+                    report::WHOLE_STEP,
+                )
+                .with_bytes(
+                    running
+                        .audit_bytes()
+                        .zip(bytes_before)
+                        .map_or(0, |(a, b)| a.saturating_sub(b)),
+                    after.records.saturating_sub(before.records),
+                ),
+            ),
             _ => None,
         };
-        let (StageServer::Gateway(g) | StageServer::Baseline(g)) = &stage.server;
+        let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
+            &stage.server;
         let cluster = matches!(g.store, StoreKind::Postgres { .. }).then(|| {
             report::ClusterFigures::between(
                 g.nodes,
@@ -1340,7 +1423,7 @@ async fn run_stage(
 fn scenario_name(s: &Scenario) -> String {
     match s {
         Scenario::Single => "single".into(),
-        Scenario::Baseline => "baseline vs gateway".into(),
+        Scenario::Baseline => "bare and durable baselines vs gateway".into(),
         Scenario::CompareAudit => "audit sync vs batch".into(),
         Scenario::CompareCache => "cache on vs off".into(),
         Scenario::CompareCitizens(n) => format!("store size vs {n} citizens"),
@@ -1363,9 +1446,24 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
     match s {
         Scenario::Single | Scenario::Watch(_) => {}
         Scenario::Baseline => {
+            // Issue 23: the limit of a server that keeps a durable record before each answer,
+            // which the gateway is judged against.
+            if let Some((g, d)) = pair("gateway", "durable") {
+                out.push(
+                    Comparison::between("price of the gateway over a durable server", g, d)
+                        .with_target(
+                            "throughput >= 0.90x durable, p99 <= 1.5x, server+audit CPU per call <= 1.3x",
+                            |c| {
+                                c.throughput_ratio >= 0.9
+                                    && c.p99_ratio <= 1.5
+                                    && c.server_audit_cpu_ratio.is_some_and(|r| r <= 1.3)
+                            },
+                        ),
+                );
+            }
             if let Some((g, b)) = pair("gateway", "baseline") {
                 out.push(
-                    Comparison::between("price of the gateway", g, b)
+                    Comparison::between("price of the gateway over the bare stack", g, b)
                         .with_target("throughput >= 80% of baseline, p99 <= 1.5x", |c| {
                             c.throughput_ratio >= 0.8 && c.p99_ratio <= 1.5
                         }),

@@ -343,6 +343,11 @@ pub struct AuditFigures {
     pub records_per_sync: f64,
     /// Mean time of one `fdatasync`, ms.
     pub sync_ms: f64,
+    /// Mean bytes of one record in the log files (the gateway's JSON line, or the durable
+    /// baseline's fixed record); `None` where they cannot be measured (the audit log in the
+    /// database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_record: Option<f64>,
     /// The time these figures cover ([`WHOLE_STEP`] or [`MEASURED_SLICES`]).
     pub window: &'static str,
 }
@@ -365,8 +370,16 @@ impl AuditFigures {
             } else {
                 0.0
             },
+            bytes_per_record: None,
             window,
         }
+    }
+
+    /// Sets the mean record size from `bytes` written for `records` (none when 0 bytes: the
+    /// records went elsewhere).
+    pub fn with_bytes(mut self, bytes: u64, records: u64) -> AuditFigures {
+        self.bytes_per_record = (bytes > 0 && records > 0).then(|| bytes as f64 / records as f64);
+        self
     }
 }
 
@@ -426,6 +439,10 @@ pub struct Comparison {
     pub throughput_ratio: f64,
     pub p99_ratio: f64,
     pub p50_ratio: f64,
+    /// `of` / `against` CPU per call of the server and audit threads (the load generator
+    /// left out): what the server side does per call, whatever the cores' idle time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_audit_cpu_ratio: Option<f64>,
     /// The target in words, and whether this run met it.
     pub target: String,
     pub met: bool,
@@ -476,6 +493,12 @@ pub fn median_rounds(per_round: &[Vec<Comparison>]) -> Vec<Comparison> {
         .collect()
 }
 
+/// A phase's CPU per call on its server and audit threads, µs.
+pub fn server_audit_us(p: &PhaseReport) -> Option<f64> {
+    let t = p.cpu.as_ref()?.by_thread.as_ref()?;
+    Some(t.server_us + t.audit_us)
+}
+
 impl Comparison {
     pub fn between(what: &str, of: &PhaseReport, against: &PhaseReport) -> Comparison {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
@@ -486,6 +509,9 @@ impl Comparison {
             throughput_ratio: ratio(of.requests_per_sec, against.requests_per_sec),
             p99_ratio: ratio(of.latency_us.p99 as f64, against.latency_us.p99 as f64),
             p50_ratio: ratio(of.latency_us.p50 as f64, against.latency_us.p50 as f64),
+            server_audit_cpu_ratio: server_audit_us(of)
+                .zip(server_audit_us(against))
+                .map(|(a, b)| ratio(a, b)),
             target: String::new(),
             met: false,
             round: None,
@@ -590,9 +616,13 @@ impl Report {
                 "", p.settings, p.target, p.rss_mib
             );
             if let Some(a) = &p.audit {
+                let size = a
+                    .bytes_per_record
+                    .map(|b| format!(" of {b:.0} bytes"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "{:<16} audit: {:.0} records/s, {:.0} syncs/s of {:.2} ms, {:.1} records per sync ({})",
+                    "{:<16} audit: {:.0} records/s{size}, {:.0} syncs/s of {:.2} ms, {:.1} records per sync ({})",
                     "", a.records_per_sec, a.syncs_per_sec, a.sync_ms, a.records_per_sync, a.window
                 );
             }
@@ -646,8 +676,12 @@ impl Report {
             }
         }
         for c in &self.comparisons {
+            let cpu = c
+                .server_audit_cpu_ratio
+                .map(|r| format!(", server+audit CPU per call {r:.2}x"))
+                .unwrap_or_default();
             let ratios = format!(
-                "{} / {}: throughput {:.1}%, p50 {:.2}x, p99 {:.2}x",
+                "{} / {}: throughput {:.1}%, p50 {:.2}x, p99 {:.2}x{cpu}",
                 c.of,
                 c.against,
                 c.throughput_ratio * 100.0,

@@ -10,7 +10,13 @@
 //! own task with a deadline), the same HTTP/2 settings ([`transport::http2`]) and message
 //! size, and the same client. Its handlers return a fixed answer of the size of the gateway's
 //! typical one: no policy, limits, cache, store or audit. The ratio of the two is the price of
-//! everything popgate adds.
+//! everything popgate adds, the disk's flush included.
+//!
+//! The durable baseline is the same server with one thing added: each answer waits until a
+//! record of the gateway's record size is group-committed with fdatasync by one writer
+//! thread ([`crate::durable`]). No server that keeps a durable record before each answer can
+//! beat it on this disk, so it is the limit the gateway is judged against: the gateway's ratio
+//! to it is what popgate's own work costs.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -35,6 +41,7 @@ use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::BenchError;
+use crate::durable::DurableLog;
 
 /// Fields the bench clients may read: a ministry's set (DOMAIN.md's health-insurance sample),
 /// so a Lookup's answer has the size of a typical one.
@@ -377,14 +384,18 @@ impl BenchDir {
     }
 }
 
-/// A server running on a runtime of the benchmark, until [`Running::stop`]: the baseline, a
-/// gateway, or the nodes of a cluster.
+/// A server running on a runtime of the benchmark, until [`Running::stop`]: the baseline
+/// (bare or durable), a gateway, or the nodes of a cluster.
 pub struct Running {
     /// Where each node listens; connection `i` of a load goes to node `i % nodes`.
     pub addrs: Vec<SocketAddr>,
     /// The gateway nodes (none for the baseline), to read their counters.
     pub gateways: Vec<Arc<popgate::gateway::Gateway>>,
     stops: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// The durable baseline's log, to read its counters and stop its writer.
+    durable: Option<Arc<DurableLog>>,
+    /// The file audit folders of the gateway nodes, to measure the bytes of their records.
+    audit_dirs: Vec<PathBuf>,
 }
 
 impl Running {
@@ -398,14 +409,28 @@ impl Running {
         for task in tasks {
             let _ = task.await;
         }
+        if let Some(log) = self.durable {
+            log.shutdown();
+        }
     }
 
     pub fn is_gateway(&self) -> bool {
         !self.gateways.is_empty()
     }
 
-    /// The audit writers' counters, summed over the nodes; `None` for the baseline.
+    /// The audit writers' counters, summed over the nodes, or the durable baseline's writer's;
+    /// `None` for the bare baseline.
     pub fn audit_stats(&self) -> Option<popgate::audit::AuditStats> {
+        if let Some(log) = &self.durable {
+            let s = log.stats();
+            return Some(popgate::audit::AuditStats {
+                records: s.records,
+                batches: s.batches,
+                syncs: s.syncs,
+                sync_us: s.sync_us,
+                ..Default::default()
+            });
+        }
         let mut sum: Option<popgate::audit::AuditStats> = None;
         for g in &self.gateways {
             let s = g.audit_stats();
@@ -417,6 +442,32 @@ impl Running {
             t.failures += s.failures;
         }
         sum
+    }
+
+    /// Bytes of records in the audit log files so far (the durable baseline's file, or the
+    /// gateway nodes' log files, checkpoints left out); `None` for the bare baseline and an
+    /// audit log in the database.
+    pub fn audit_bytes(&self) -> Option<u64> {
+        if let Some(log) = &self.durable {
+            return Some(log.stats().bytes);
+        }
+        if self.audit_dirs.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        for dir in &self.audit_dirs {
+            for entry in std::fs::read_dir(dir).ok()?.flatten() {
+                let name = entry.file_name();
+                if name
+                    .to_str()
+                    .and_then(popgate::audit::scan::parse_file_name)
+                    .is_some()
+                {
+                    bytes += entry.metadata().map_or(0, |m| m.len());
+                }
+            }
+        }
+        Some(bytes)
     }
 
     /// The calls the nodes made to the shared-limits Redis, summed.
@@ -450,6 +501,7 @@ impl Running {
         self.addrs.extend(other.addrs);
         self.gateways.extend(other.gateways);
         self.stops.extend(other.stops);
+        self.audit_dirs.extend(other.audit_dirs);
     }
 }
 
@@ -467,6 +519,10 @@ fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), BenchEr
 /// Starts the full gateway from `config` on `server_rt`.
 pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, BenchError> {
     let listen = config.server.listen;
+    let audit_dir = match config.audit.backend {
+        popgate::config::AuditBackend::File => Some(config.audit.dir.clone()),
+        _ => None,
+    };
     // Built on the server's runtime (the store's connections and tasks live there), waited
     // for on a thread of its own, which works whether or not the caller is inside a runtime.
     let server = std::thread::scope(|s| {
@@ -497,6 +553,8 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
         addrs: vec![addr],
         gateways: vec![gateway],
         stops: vec![(tx, task)],
+        durable: None,
+        audit_dirs: audit_dir.into_iter().collect(),
     })
 }
 
@@ -556,7 +614,22 @@ impl FixedAnswers {
     }
 }
 
-struct Fixed(Arc<FixedAnswers>);
+/// The baseline's handlers: the fixed answers and, for the durable baseline, the log each
+/// answer waits for.
+struct Fixed(Arc<FixedAnswers>, Option<Arc<DurableLog>>);
+
+impl Fixed {
+    /// Durable baseline: waits until this call's record is synced, as the gateway's answer
+    /// waits for its audit record's.
+    async fn record(durable: Option<&DurableLog>) -> Result<(), Status> {
+        match durable {
+            Some(log) if !log.append().await => Err(Status::unavailable(
+                "the durable baseline's log cannot be written",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -568,6 +641,7 @@ impl IdentityGateway for Fixed {
     ) -> Result<Response<pb::LookupResponse>, Status> {
         let mut answer = self.0.lookup.clone();
         answer.request_id = req.into_inner().request_id;
+        Fixed::record(self.1.as_deref()).await?;
         Ok(Response::new(answer))
     }
 
@@ -577,6 +651,7 @@ impl IdentityGateway for Fixed {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let mut answer = self.0.verify.clone();
         answer.request_id = req.into_inner().request_id;
+        Fixed::record(self.1.as_deref()).await?;
         Ok(Response::new(answer))
     }
 
@@ -586,12 +661,17 @@ impl IdentityGateway for Fixed {
         &self,
         req: Request<Streaming<pb::LookupRequest>>,
     ) -> Result<Response<Self::LookupStreamStream>, Status> {
-        let fixed = self.0.clone();
-        let out = req.into_inner().map(move |r| {
-            r.map(|r| pb::LookupResponse {
-                request_id: r.request_id,
-                ..fixed.lookup.clone()
-            })
+        let (fixed, durable) = (self.0.clone(), self.1.clone());
+        let out = req.into_inner().then(move |r| {
+            let (fixed, durable) = (fixed.clone(), durable.clone());
+            async move {
+                let r = r?;
+                Fixed::record(durable.as_deref()).await?;
+                Ok(pb::LookupResponse {
+                    request_id: r.request_id,
+                    ..fixed.lookup.clone()
+                })
+            }
         });
         Ok(Response::new(Box::pin(out)))
     }
@@ -602,12 +682,17 @@ impl IdentityGateway for Fixed {
         &self,
         req: Request<Streaming<pb::VerifyRequest>>,
     ) -> Result<Response<Self::VerifyStreamStream>, Status> {
-        let fixed = self.0.clone();
-        let out = req.into_inner().map(move |r| {
-            r.map(|r| pb::VerifyResponse {
-                request_id: r.request_id,
-                ..fixed.verify.clone()
-            })
+        let (fixed, durable) = (self.0.clone(), self.1.clone());
+        let out = req.into_inner().then(move |r| {
+            let (fixed, durable) = (fixed.clone(), durable.clone());
+            async move {
+                let r = r?;
+                Fixed::record(durable.as_deref()).await?;
+                Ok(pb::VerifyResponse {
+                    request_id: r.request_id,
+                    ..fixed.verify.clone()
+                })
+            }
         });
         Ok(Response::new(Box::pin(out)))
     }
@@ -643,13 +728,36 @@ impl IdentityGateway for Fixed {
     }
 }
 
+/// Which baseline [`start_baseline`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Fixed answers, nothing written: the ceiling of the stack.
+    Bare,
+    /// Fixed answers, each after a record of the gateway's size is group-committed with
+    /// fdatasync by one writer thread ([`crate::durable`]): the limit of any server that
+    /// keeps a durable record before each answer, which the gateway is judged against.
+    Durable,
+}
+
 /// Starts the baseline server with the TLS, connection and HTTP/2 settings of `config` on
-/// `server_rt`, on the gateway's transport.
+/// `server_rt`, on the gateway's transport. The durable one writes its log in the stage's
+/// audit folder, on the same disk as the gateway's audit log.
 pub fn start_baseline(
     config: &Config,
     answers: FixedAnswers,
+    kind: Baseline,
     server_rt: &Handle,
 ) -> Result<Running, BenchError> {
+    let durable = match kind {
+        Baseline::Bare => None,
+        Baseline::Durable => {
+            let path = config.audit.dir.join("durable.log");
+            Some(Arc::new(DurableLog::open(&path).map_err(|e| {
+                BenchError::Setup(format!("cannot open {}: {e}", path.display()))
+            })?))
+        }
+    };
+    let handler_log = durable.clone();
     let tls = popgate::identity::load(&config.tls).map_err(|e| BenchError::Setup(e.to_string()))?;
     let tls = Arc::new(ArcSwap::new(tls.server_config));
     let (listener, addr) = bind(config.server.listen)?;
@@ -671,7 +779,7 @@ pub fn start_baseline(
         );
         let result = transport::http2(&limits)
             .add_service(
-                IdentityGatewayServer::new(Fixed(Arc::new(answers)))
+                IdentityGatewayServer::new(Fixed(Arc::new(answers), handler_log))
                     .max_decoding_message_size(limits.max_message_bytes),
             )
             .serve_with_incoming_shutdown(incoming, async {
@@ -687,5 +795,7 @@ pub fn start_baseline(
         addrs: vec![addr],
         gateways: Vec::new(),
         stops: vec![(tx, task)],
+        durable,
+        audit_dirs: Vec::new(),
     })
 }

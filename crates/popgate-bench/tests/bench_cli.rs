@@ -90,13 +90,61 @@ fn bulk_mismatches_come_back_as_mismatches() {
 }
 
 #[test]
-fn baseline_runs_both_sides_and_gives_their_ratio() {
+fn baseline_runs_three_sides_and_gives_both_ratios() {
     let report = bench(&["--baseline", "--connections", "2", "--concurrency", "8"]);
     assert_sane(phase(&report, "baseline"));
+    assert_sane(phase(&report, "durable"));
     assert_sane(phase(&report, "gateway"));
-    let c = &report["comparisons"][0];
-    assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
-    assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
+    let cs = report["comparisons"].as_array().expect("comparisons");
+    let pairs: Vec<(&str, &str)> = cs
+        .iter()
+        .map(|c| (c["of"].as_str().unwrap(), c["against"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pairs, [("gateway", "durable"), ("gateway", "baseline")]);
+    for c in cs {
+        assert!(c["throughput_ratio"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["p99_ratio"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["server_audit_cpu_ratio"].as_f64().unwrap() > 0.0, "{c}");
+    }
+}
+
+/// The durable baseline really writes and syncs a record before each answer: every answered
+/// call's record is in its file, of the size it claims, and it synced; and that size is the
+/// gateway's own, measured in the same run.
+#[test]
+fn the_durable_baseline_syncs_a_record_of_the_gateways_size_per_call() {
+    let report = bench(&[
+        "--baseline",
+        "--interleave",
+        "250ms",
+        "--connections",
+        "2",
+        "--concurrency",
+        "8",
+    ]);
+    let durable = phase(&report, "durable");
+    let gateway = phase(&report, "gateway");
+    let audit = &durable["audit"];
+    let records = audit["records_per_sec"].as_f64().unwrap();
+    let rate = durable["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        records > 0.95 * rate && records < 1.05 * rate,
+        "{records} records/s for {rate} calls/s: {audit}"
+    );
+    assert!(audit["syncs_per_sec"].as_f64().unwrap() > 0.0, "{audit}");
+    // Bytes in its file over records counted: each record reached the file, whole.
+    let size = popgate_bench::durable::RECORD_BYTES as f64;
+    assert_eq!(audit["bytes_per_record"].as_f64().unwrap(), size, "{audit}");
+    // Its CPU is counted as audit, as the gateway's writer's is.
+    assert!(
+        durable["cpu"]["by_thread"]["audit_us"].as_f64().unwrap() > 0.0,
+        "{durable}"
+    );
+    let line = gateway["audit"]["bytes_per_record"].as_f64().unwrap();
+    assert!(
+        (size - line).abs() <= 0.2 * line,
+        "the durable record is {size} bytes, the gateway's mean audit line {line}"
+    );
 }
 
 /// Kills the served bench server if the test fails before stopping it.
@@ -177,18 +225,26 @@ fn rounds_alternate_the_sides_and_judge_the_median_round() {
         })
         .collect();
     let expected: Vec<(String, u64)> = (1..=3)
-        .flat_map(|r| [("baseline".to_owned(), r), ("gateway".to_owned(), r)])
+        .flat_map(|r| {
+            [
+                ("baseline".to_owned(), r),
+                ("durable".to_owned(), r),
+                ("gateway".to_owned(), r),
+            ]
+        })
         .collect();
     assert_eq!(order, expected);
     phases.iter().for_each(assert_sane);
 
+    // Per round: gateway / durable, gateway / bare; then the two summaries.
     let comparisons = report["comparisons"].as_array().expect("comparisons");
-    assert_eq!(comparisons.len(), 4, "{report}");
-    let rounds: Vec<&Value> = comparisons[..3].iter().collect();
+    assert_eq!(comparisons.len(), 8, "{report}");
+    let rounds: Vec<&Value> = comparisons[..6].iter().step_by(2).collect();
     for (i, c) in rounds.iter().enumerate() {
         assert_eq!(c["round"], i as u64 + 1, "{c}");
+        assert_eq!(c["against"], "durable", "{c}");
     }
-    let summary = &comparisons[3];
+    let summary = &comparisons[6];
     assert!(summary.get("round").is_none(), "{summary}");
     let spread = &summary["rounds"];
     assert_eq!(spread["count"], 3, "{summary}");
@@ -235,7 +291,7 @@ fn interleave_alternates_slices_between_two_running_servers() {
     let gw = phase(&report, "gateway");
     assert_sane(base);
     assert_sane(gw);
-    assert_eq!(report["phases"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["phases"].as_array().unwrap().len(), 3, "{report}");
     for p in [base, gw] {
         assert_eq!(p["duration_secs"], 1.0, "{p}");
         assert_eq!(p["cpu"]["window"], "measured slices only", "{p}");
@@ -436,4 +492,118 @@ fn watch_delivers_every_update_to_every_stream_and_times_it() {
     let f = &w["follow"];
     assert_eq!(f["ids"], 1000, "{w}");
     assert!(f["ids_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+}
+
+/// Checks that `svg` is well-formed XML as far as an SVG drawn by the bench can be wrong:
+/// every tag closed in order, one root, attribute values quoted, `&` only in entities.
+fn assert_well_formed(svg: &str) {
+    let mut open: Vec<&str> = Vec::new();
+    let mut roots = 0;
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        let text = &rest[..i];
+        assert!(!text.contains('>'), "a stray '>' in {text:?}");
+        for (j, _) in text.match_indices('&') {
+            let entity = &text[j..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                    .iter()
+                    .any(|e| entity.starts_with(e)),
+                "a bare '&' in {text:?}"
+            );
+        }
+        let end = rest[i..].find('>').expect("an unclosed tag") + i;
+        let tag = &rest[i + 1..end];
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "unbalanced quotes in <{tag}>"
+        );
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(
+                open.pop(),
+                Some(name.trim()),
+                "</{name}> closes the wrong tag"
+            );
+        } else if !tag.starts_with('?') && !tag.starts_with('!') {
+            let name = tag.split_whitespace().next().unwrap_or("");
+            assert!(!name.is_empty(), "an empty tag");
+            if open.is_empty() {
+                roots += 1;
+            }
+            if !tag.ends_with('/') {
+                open.push(name);
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(open.is_empty(), "unclosed: {open:?}");
+    assert_eq!(roots, 1, "one root element");
+}
+
+/// `--sweep` runs each offered rate against the three sides and writes the curve as JSON and
+/// as an SVG that names them; bad sweep options are refused in one line with exit 2.
+#[test]
+fn a_sweep_writes_one_point_per_rate_per_side_and_a_picture_of_them() {
+    let out = std::env::temp_dir().join(format!("popgate-bench-sweep-{}", std::process::id()));
+    let out_arg = out.to_str().unwrap();
+    let report = run_json(&[
+        "--dev",
+        "--citizens",
+        "2000",
+        "--connections",
+        "2",
+        "--sweep",
+        "200,400",
+        "--warmup",
+        "0s",
+        "--duration",
+        "500ms",
+        "--out",
+        out_arg,
+        "--json",
+    ]);
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(file["sides"], report["sides"]);
+    let sides = report["sides"].as_array().expect("sides");
+    let names: Vec<&str> = sides.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "durable", "gateway"]);
+    for side in sides {
+        let offered: Vec<f64> = side["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offered_per_sec"].as_f64().unwrap())
+            .collect();
+        assert_eq!(offered, [200.0, 400.0], "{side}");
+        for p in side["points"].as_array().unwrap() {
+            assert!(p["requests"].as_u64().unwrap() > 0, "{p}");
+            assert_eq!(p["errors"], 0, "{p}");
+            assert!(p["p50_ms"].as_f64().unwrap() <= p["p99_ms"].as_f64().unwrap());
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("sweep.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert_well_formed(&svg);
+    for name in ["bare baseline", "durable baseline", "gateway"] {
+        assert!(
+            svg.contains(&format!(">{name}</text>")),
+            "{name} not in the SVG"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+
+    for args in [
+        &["--dev", "--sweep", "10:5:1", "--out", out_arg][..],
+        &["--dev", "--sweep", "1000"][..],
+        &["--dev", "--sweep", "--rate", "100", "--out", out_arg][..],
+        &["--dev", "--sweep", "--compare-audit", "--out", out_arg][..],
+        &["--dev", "--out", out_arg][..],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
 }
