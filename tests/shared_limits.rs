@@ -117,14 +117,7 @@ async fn a_client_spread_over_three_nodes_gets_its_rate_once_not_three_times() {
     assert!(granted <= 100 * 10 + 100, "{granted}");
     assert!(granted >= 100 * 10 + 100 - 3 * 20, "{granted}");
     // Redis was asked about once per batch, not per call.
-    let calls = c
-        .nodes
-        .iter()
-        .map(|n| scrape_counter(n, "popgate_shared_limit_calls_total"));
-    let calls: u64 = futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .sum();
+    let calls = redis_calls(&c).await;
     assert!(
         calls * 10 <= granted,
         "{calls} Redis calls for {granted} admitted"
@@ -181,20 +174,25 @@ async fn a_flood_at_the_limit_asks_redis_once_per_twenty_admitted_calls() {
     }
     assert!(granted <= 100 * 10 + 100, "{granted}");
     assert!(granted >= 100 * 10 + 100 - 3 * 20, "{granted}");
-    let calls = c
-        .nodes
-        .iter()
-        .map(|n| scrape_counter(n, "popgate_shared_limit_calls_total"));
-    let calls: u64 = futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .sum();
+    let calls = redis_calls(&c).await;
     // One call per batch of 20 admitted, and at most one in vain per node (before the nodes
     // know of one another); a lease of what is free would have cost about one per call.
     assert!(
         calls <= granted.div_ceil(20) + 3,
         "{calls} Redis calls for {granted} admitted"
     );
+}
+
+/// The calls every node made to Redis so far, from their metrics.
+async fn redis_calls(c: &TestCluster) -> u64 {
+    let calls = c
+        .nodes
+        .iter()
+        .map(|n| scrape_counter(n, "popgate_shared_limit_calls_total"));
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .sum()
 }
 
 async fn scrape_counter(node: &common::TestGateway, name: &str) -> u64 {
