@@ -15,13 +15,17 @@
 //! - [`pb`]: the generated messages and services of `proto/popgate/v1`.
 //!
 //! The domain (no tonic below this line):
-//! - [`gateway`]: the request pipeline, one file per method.
+//! - [`gateway`]: the request pipeline, one file per method; `gateway::changes` is the node's
+//!   change feed and the WatchChanges streams it serves.
 //! - [`policy`]: clients, roles, methods, field rights and purposes.
 //! - [`limits`]: per-client rates behind a `RateBackend` (kept in this process:
-//!   `limits::local`), and the in-flight bound.
+//!   `limits::local`; shared by a cluster's nodes through Redis: `limits::shared`), and the
+//!   in-flight bound.
 //! - [`cache`]: the shared reuse cache, never stale after a write.
 //! - [`store`]: the population store behind an async `Store` (a compare-and-swap write decided
-//!   by the store) and a `Loader` for seeding; `store::sled` is the embedded backend.
+//!   by the store), its change log and follow lists behind `ChangeLog` (`store::changes`: the
+//!   rule of which changes a follower is sent), and a `Loader` for seeding; `store::sled` is
+//!   the embedded backend, `store::postgres` a cluster's (with `coherence`, the caches' leases).
 //! - [`audit`]: the durable, hash-chained audit log behind `AuditSink` (files, or a cluster's
 //!   database), its signed checkpoints and signing key, verification of either, `audit::query`
 //!   (filters, scans, reports, stats over files or the `audit_log` table) for the operator
