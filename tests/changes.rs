@@ -439,6 +439,98 @@ async fn a_slow_reader_far_behind_the_feed_gets_every_change_from_the_log() {
     }
 }
 
+/// A stream held back by its caller's rate falls more than the feed's buffer (4,096 changes)
+/// behind while others write; it then catches up from the log and misses nothing, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_falls_off_the_feed_catches_up_from_the_log_in_order() {
+    let clients = common::CLIENTS.replace(
+        "purposes = [\"electricity-contract\"]\nrate_per_sec = 100000\nburst = 100000",
+        "purposes = [\"electricity-contract\"]\nrate_per_sec = 1\nburst = 3",
+    );
+    let gw = TestGateway::start_with(Options {
+        manual_clock: true,
+        clients_toml: clients,
+        audit_toml: "durability = \"batch\"\nflush_ms = 5\n".into(),
+        ..Default::default()
+    })
+    .await;
+    put(&gw, citizen(A, "Nguyễn Văn An")).await;
+    let others: Vec<String> = (10..18).map(|k| format!("0010870000{k}")).collect();
+    for id in &others {
+        put(&gw, citizen(id, "Trần Thị Bình")).await;
+    }
+    let mut utility = gw.agency("utility").await;
+    // Follow and the stream's opening take two of its three tokens.
+    utility
+        .follow(follow_req(&[A], "electricity-contract"))
+        .await
+        .unwrap();
+    let mut s = watch(
+        &mut utility,
+        watch_req(0, &["full_name"], "electricity-contract"),
+    )
+    .await;
+    assert!(is_progress(&next(&mut s).await));
+    let registry = gw.registry().await;
+    // Three changes to A: the first takes the last token, the second waits for the clock in
+    // the stream's task, the third waits in the feed…
+    let mut v = 1;
+    for i in 1..=3 {
+        v = put_as(&registry, A, &format!("Tên {i}"), v).await;
+    }
+    let first = next(&mut s).await;
+    assert_eq!(first.citizen.unwrap().full_name, "Tên 1");
+    // …where more changes than it holds then go by (to citizens the stream does not carry),
+    // from 8 writers at once, pushing the third change out of the feed…
+    let writers: Vec<_> = others
+        .iter()
+        .map(|id| {
+            let (registry, id) = (registry.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut v = 1;
+                for i in 0..530 {
+                    v = put_as(&registry, &id, &format!("Trần Thị {i}"), v).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    // …and A changes again after them.
+    put_as(&registry, A, "Tên 4", v).await;
+    // One event a second of the clock, each in order, none missed.
+    let mut last_seq = first.seq;
+    for i in 2..=4 {
+        gw.clock().advance(Duration::from_secs(1));
+        let e = next(&mut s).await;
+        assert!(e.seq > last_seq, "out of order: {} after {last_seq}", e.seq);
+        last_seq = e.seq;
+        let c = e
+            .citizen
+            .expect("a change, not progress, while changes are due");
+        assert_eq!(c.full_name, format!("Tên {i}"));
+    }
+}
+
+async fn put_as(
+    registry: &popgate::pb::registry_admin_client::RegistryAdminClient<Channel>,
+    id: &str,
+    name: &str,
+    version: u64,
+) -> u64 {
+    registry
+        .clone()
+        .put_citizen(pb::PutCitizenRequest {
+            citizen: Some(citizen(id, name)),
+            expected_version: version,
+        })
+        .await
+        .expect("put")
+        .into_inner()
+        .version
+}
+
 #[tokio::test]
 async fn progress_comes_at_once_then_every_ten_seconds_of_silence() {
     let gw = TestGateway::start_with(Options {
