@@ -639,18 +639,31 @@ async fn a_fast_log_is_paced_by_the_callers_rate_never_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn popgate_watch_prints_one_json_line_per_event() {
+async fn popgate_follow_then_popgate_watch_prints_one_json_line_per_event() {
     use std::io::BufRead;
     let gw = TestGateway::start().await;
     put(&gw, citizen(A, "Nguyễn Văn An")).await; // seq 1
-    gw.agency("ministry")
-        .await
-        .follow(follow_req(&[A], "health-insurance"))
-        .await
-        .unwrap();
     let pair = gw.cert("ministry");
     std::fs::write(gw.path("ministry.pem"), &pair.cert_pem).unwrap();
     std::fs::write(gw.path("ministry.key"), &pair.key_pem).unwrap();
+    // `popgate follow` first: A is followed, the missing id is named.
+    let followed = std::process::Command::new(env!("CARGO_BIN_EXE_popgate"))
+        .args(["follow", A, MISSING])
+        .args(["--addr", &gw.addr.to_string()])
+        .arg("--ca")
+        .arg(gw.path("ca.pem"))
+        .arg("--cert")
+        .arg(gw.path("ministry.pem"))
+        .arg("--key")
+        .arg(gw.path("ministry.key"))
+        .args(["--purpose", "health-insurance"])
+        .output()
+        .expect("popgate follow");
+    assert!(followed.status.success(), "{followed:?}");
+    let said: serde_json::Value = serde_json::from_slice(&followed.stdout).expect("JSON");
+    assert_eq!(said["changed"], 1, "{said}");
+    assert_eq!(said["following"], 1, "{said}");
+    assert_eq!(said["not_found"], serde_json::json!([MISSING]), "{said}");
     let mut child = common::Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_popgate"))
             .arg("watch")

@@ -154,6 +154,24 @@ pub struct VerifyArgs {
 }
 
 #[derive(Args)]
+pub struct FollowArgs {
+    /// The citizen ids, 1 to 10,000.
+    #[arg(required = true)]
+    citizen_ids: Vec<String>,
+    /// Stop following them instead.
+    #[arg(long)]
+    unfollow: bool,
+    /// The purpose (default with --dev: the client's first purpose).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Your transaction id, echoed in the audit log.
+    #[arg(long, default_value = "")]
+    request_id: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args)]
 pub struct WatchArgs {
     /// Deliver changes after this seq (the last one you kept); 0 = from now on.
     #[arg(long, default_value_t = 0)]
@@ -288,6 +306,39 @@ fn event_json(e: &pb::ChangeEvent) -> serde_json::Value {
         }),
         None => json!({"seq": e.seq, "progress": true}),
     }
+}
+
+pub fn follow(args: FollowArgs) -> anyhow::Result<ExitCode> {
+    let target = args.connect.target("moh")?;
+    let purpose = purpose(args.purpose, &target)?;
+    runtime()?.block_on(async {
+        let channel = connect(&target.addr, &args.connect.server_name, &target.tls).await?;
+        let req = pb::FollowRequest {
+            citizen_ids: args.citizen_ids,
+            purpose,
+            request_id: args.request_id,
+        };
+        let mut client = IdentityGatewayClient::new(channel);
+        let answer = if args.unfollow {
+            client.unfollow(req).await
+        } else {
+            client.follow(req).await
+        };
+        match answer {
+            Ok(r) => {
+                let r = r.into_inner();
+                let out = json!({
+                    "changed": r.changed,
+                    "following": r.following,
+                    "not_found": r.not_found,
+                    "audit_seq": r.audit_seq,
+                });
+                println!("{out:#}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(status) => Ok(refused(&Refusal::from(&status))),
+        }
+    })
 }
 
 pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {

@@ -43,6 +43,8 @@ enum Command {
     Lookup(client::LookupArgs),
     /// Verify claims about a citizen (an agency client; prints JSON).
     Verify(client::VerifyArgs),
+    /// Follow citizens (or, with --unfollow, stop), so that `watch` carries their changes.
+    Follow(client::FollowArgs),
     /// Watch the changes to the citizens this client follows (prints one JSON line per event).
     Watch(client::WatchArgs),
     /// Dev CA, server and client certificates, CRL, agency CSR signing.
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config::run(args),
         Command::Lookup(args) => client::lookup(args),
         Command::Verify(args) => client::verify(args),
+        Command::Follow(args) => client::follow(args),
         Command::Watch(args) => client::watch(args),
         Command::Certs(args) => certs::run(args),
         Command::Seed(args) => seed::run(args),
