@@ -203,6 +203,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Prints a unary call's answer as JSON (`render` gives it and the exit code), or its refusal.
+fn print_answer<T>(
+    answer: Result<tonic::Response<T>, tonic::Status>,
+    render: impl FnOnce(T) -> (serde_json::Value, ExitCode),
+) -> ExitCode {
+    match answer {
+        Ok(resp) => {
+            let (out, code) = render(resp.into_inner());
+            println!("{out:#}");
+            code
+        }
+        Err(status) => refused(&Refusal::from(&status)),
+    }
+}
+
 /// Prints a refused call as JSON and returns exit code 1.
 fn refused(status: &Refusal) -> ExitCode {
     let mut out = json!({"error": {"code": status.code, "message": status.message}});
@@ -225,20 +240,16 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
             purpose,
             request_id: args.request_id,
         };
-        match IdentityGatewayClient::new(channel).lookup(req).await {
-            Ok(resp) => {
-                let r = resp.into_inner();
-                let out = json!({
-                    "citizen": r.citizen.as_ref().map(render::citizen),
-                    "reused": r.reused,
-                    "audit_seq": r.audit_seq,
-                    "request_id": r.request_id,
-                });
-                println!("{out:#}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(status) => Ok(refused(&Refusal::from(&status))),
-        }
+        let answer = IdentityGatewayClient::new(channel).lookup(req).await;
+        Ok(print_answer(answer, |r| {
+            let out = json!({
+                "citizen": r.citizen.as_ref().map(render::citizen),
+                "reused": r.reused,
+                "audit_seq": r.audit_seq,
+                "request_id": r.request_id,
+            });
+            (out, ExitCode::SUCCESS)
+        }))
     })
 }
 
@@ -267,31 +278,28 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 pb::MatchMode::Exact
             } as i32,
         };
-        match IdentityGatewayClient::new(channel).verify(req).await {
-            Ok(resp) => {
-                let r = resp.into_inner();
-                let fields: Vec<_> = r
-                    .fields
-                    .iter()
-                    .map(|f| json!({"field": f.field, "matched": f.matched}))
-                    .collect();
-                let out = json!({
-                    "matched": r.matched,
-                    "fields": fields,
-                    "deceased": r.deceased,
-                    "reused": r.reused,
-                    "audit_seq": r.audit_seq,
-                    "request_id": r.request_id,
-                });
-                println!("{out:#}");
-                Ok(if r.matched {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                })
-            }
-            Err(status) => Ok(refused(&Refusal::from(&status))),
-        }
+        let answer = IdentityGatewayClient::new(channel).verify(req).await;
+        Ok(print_answer(answer, |r| {
+            let fields: Vec<_> = r
+                .fields
+                .iter()
+                .map(|f| json!({"field": f.field, "matched": f.matched}))
+                .collect();
+            let out = json!({
+                "matched": r.matched,
+                "fields": fields,
+                "deceased": r.deceased,
+                "reused": r.reused,
+                "audit_seq": r.audit_seq,
+                "request_id": r.request_id,
+            });
+            let code = if r.matched {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+            (out, code)
+        }))
     })
 }
 
@@ -324,20 +332,15 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<ExitCode> {
         } else {
             client.follow(req).await
         };
-        match answer {
-            Ok(r) => {
-                let r = r.into_inner();
-                let out = json!({
-                    "changed": r.changed,
-                    "following": r.following,
-                    "not_found": r.not_found,
-                    "audit_seq": r.audit_seq,
-                });
-                println!("{out:#}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(status) => Ok(refused(&Refusal::from(&status))),
-        }
+        Ok(print_answer(answer, |r| {
+            let out = json!({
+                "changed": r.changed,
+                "following": r.following,
+                "not_found": r.not_found,
+                "audit_seq": r.audit_seq,
+            });
+            (out, ExitCode::SUCCESS)
+        }))
     })
 }
 
