@@ -228,6 +228,107 @@ async fn follow_and_unfollow_apply_batches_count_once_and_audit_each_id() {
     );
 }
 
+/// Makes every audit file the gateway could open next a link to /dev/full (a real ENOSPC),
+/// from the one after `last_seq` on; returns the links.
+fn fill_next_files(gw: &TestGateway, last_seq: u64) -> Vec<std::path::PathBuf> {
+    let links: Vec<_> = (last_seq + 1..last_seq + 400)
+        .map(|seq| gw.audit_dir().join(popgate::audit::scan::file_name(seq)))
+        .filter(|p| !p.exists())
+        .collect();
+    for p in &links {
+        std::os::unix::fs::symlink("/dev/full", p).unwrap();
+    }
+    links
+}
+
+async fn heal(gw: &TestGateway, links: Vec<std::path::PathBuf>) {
+    for p in &links {
+        std::fs::remove_file(p).unwrap();
+    }
+    gw.clock().advance(popgate::audit::writer::PROBE_EVERY);
+    gw.health_becomes(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        .await;
+}
+
+#[tokio::test]
+async fn a_follow_whose_records_cannot_be_written_changes_nothing() {
+    // Small files: a batch's records roll the log into a new file, which is made a real ENOSPC
+    // while the citizens and the first records are already written.
+    let gw = TestGateway::start_with(Options {
+        manual_clock: true,
+        audit_toml: "durability = \"sync\"\nroll_bytes = 4096\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let ids: Vec<String> = (0..40).map(|i| format!("001087{:06}", 500 + i)).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for id in &ids {
+        put(&gw, citizen(id, "Nguyễn Văn An")).await;
+    }
+    let mut ministry = gw.agency("ministry").await;
+    let first = ministry
+        .follow(follow_req(&[A], "health-insurance"))
+        .await
+        .expect("a follow of an id not in the store")
+        .into_inner();
+    assert_eq!((first.changed, first.not_found.len()), (0, 1));
+
+    // 40 records are more than one file holds: the log fails in the middle of the batch.
+    let links = fill_next_files(&gw, first.audit_seq);
+    let err = ministry
+        .follow(follow_req(&ids, "health-insurance"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    heal(&gw, links).await;
+    let r = ministry
+        .follow(follow_req(&ids, "health-insurance"))
+        .await
+        .expect("follow after recovery")
+        .into_inner();
+    assert_eq!(
+        (r.changed, r.following),
+        (40, 40),
+        "the refused Follow changed nothing"
+    );
+
+    let links = fill_next_files(&gw, r.audit_seq);
+    let err = ministry
+        .unfollow(follow_req(&ids, "health-insurance"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    heal(&gw, links).await;
+    let un = ministry
+        .unfollow(follow_req(&ids, "health-insurance"))
+        .await
+        .expect("unfollow after recovery")
+        .into_inner();
+    assert_eq!(
+        (un.changed, un.following),
+        (40, 0),
+        "the refused Unfollow changed nothing"
+    );
+
+    // Each change that was made has its record, before the answer that reported it.
+    let records = audit_records(&gw.audit_dir());
+    for (method, answer) in [("Follow", &r), ("Unfollow", &un)] {
+        let mut audited: Vec<_> = records
+            .iter()
+            .filter(|rec| {
+                let seq = rec["seq"].as_u64().unwrap();
+                rec["method"] == method
+                    && rec["outcome"] == "ok"
+                    && seq > answer.audit_seq - 40
+                    && seq <= answer.audit_seq
+            })
+            .map(|rec| rec["citizen_id"].as_str().unwrap_or("").to_owned())
+            .collect();
+        audited.sort();
+        assert_eq!(audited, ids, "{method}");
+    }
+}
+
 #[tokio::test]
 async fn a_stream_carries_followed_changes_with_the_values_asked_for_audited_first() {
     let gw = TestGateway::start().await;

@@ -78,6 +78,28 @@ async fn a_write_on_one_node_reaches_a_stream_on_another_and_a_resume_elsewhere_
         .into_inner();
     assert_eq!((r.changed, r.following), (1, 1));
     assert_eq!(r.not_found, vec!["001087999999".to_string()]);
+    // Already followed, asked on another node: no change; nor is ending a follow never begun.
+    let again = n2
+        .agency("ministry")
+        .await
+        .follow(follow_req(&[A, B]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.changed, again.following), (1, 2));
+    let none = n1
+        .agency("ministry")
+        .await
+        .unfollow(follow_req(&["001087000003"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((none.changed, none.following), (0, 2));
+    n1.agency("ministry")
+        .await
+        .unfollow(follow_req(&[B]))
+        .await
+        .unwrap();
 
     let mut s = watch(n2, 0).await;
     let p = next(&mut s).await;

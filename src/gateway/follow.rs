@@ -4,8 +4,8 @@
 //! an id given twice counts once. The store applies it ([`ChangeLog`](crate::store::ChangeLog)
 //! decides when each follow begins, see `store::changes`). Each id whose state changed gets an
 //! audit record of its own, so a citizen's access report shows who began or stopped following
-//! them; a call that changed nothing gets one record for itself. The records follow the
-//! change (which ids changed is known only once it is applied) and precede the answer.
+//! them; a call that changed nothing gets one record for itself. The records precede the
+//! change: the ids that would change are read first, recorded, and only they are applied.
 
 use std::collections::HashSet;
 
@@ -87,37 +87,55 @@ async fn execute(
     follow: bool,
 ) -> Result<Followed, Error> {
     let client = call.client.clone();
+    call.touched(FieldSet::EMPTY, false);
+    // Which ids the call would change is read first, so that each has its record before the
+    // store applies it; then only those ids are applied. A concurrent call of the same client
+    // can only make this one change fewer than were recorded, never one without a record.
+    let pending = gateway
+        .changes
+        .pending(&client, &plan.ids, follow)
+        .await
+        .map_err(|e| gateway.store_failed(e))?;
+    let Some((last, rest)) = pending.changed.split_last() else {
+        // Nothing to change: the call's own record, written by the pipeline, is all there is.
+        return Ok(answer(0, pending.following, &pending.not_found));
+    };
+    let events: Vec<_> = rest
+        .iter()
+        .map(|id| {
+            let mut ev = call.event(Outcome::Ok, None);
+            ev.citizen_id = Some(id.to_string());
+            ev
+        })
+        .collect();
+    let mut appends = futures_util::stream::iter(events)
+        .map(|ev| gateway.audit.append(ev))
+        .buffered(AUDIT_WINDOW);
+    while let Some(r) = appends.next().await {
+        r.map_err(audit_unavailable)?;
+    }
+    // The last id's record is the call's own, so the answer's audit_seq is the call's last.
+    call.citizen_id = Some(last.to_string());
+    call.audited = Some(gateway.audit_before_effect(call).await?);
     let done = if follow {
-        gateway.changes.follow(&client, &plan.ids).await
+        gateway.changes.follow(&client, &pending.changed).await
     } else {
-        gateway.changes.unfollow(&client, &plan.ids).await
+        gateway.changes.unfollow(&client, &pending.changed).await
     }
     .map_err(|e| gateway.store_failed(e))?;
-    // One record per id changed; the last is the call's own (written by the pipeline), so the
-    // answer's audit_seq is the call's last record.
-    if let Some((last, rest)) = done.changed.split_last() {
-        let events: Vec<_> = rest
-            .iter()
-            .map(|id| {
-                let mut ev = call.event(Outcome::Ok, None);
-                ev.citizen_id = Some(id.to_string());
-                ev
-            })
-            .collect();
-        let mut appends = futures_util::stream::iter(events)
-            .map(|ev| gateway.audit.append(ev))
-            .buffered(AUDIT_WINDOW);
-        while let Some(r) = appends.next().await {
-            r.map_err(audit_unavailable)?;
-        }
-        call.citizen_id = Some(last.to_string());
+    Ok(answer(
+        done.changed.len(),
+        done.following,
+        &pending.not_found,
+    ))
+}
+
+fn answer(changed: usize, following: u64, not_found: &[CitizenId]) -> Followed {
+    Followed {
+        changed: changed as u32,
+        following,
+        not_found: not_found.iter().map(|id| id.to_string()).collect(),
     }
-    call.touched(FieldSet::EMPTY, false);
-    Ok(Followed {
-        changed: done.changed.len() as u32,
-        following: done.following,
-        not_found: done.not_found.iter().map(|id| id.to_string()).collect(),
-    })
 }
 
 impl Handler for FollowRequest {

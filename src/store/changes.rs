@@ -103,6 +103,17 @@ pub trait ChangeLog: Send + Sync + 'static {
     /// Ends the follows of `ids` for `client`; ids not followed are no change.
     async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError>;
 
+    /// What a Follow (`follow`) or Unfollow of `ids` would do if applied now, changing
+    /// nothing: the ids it would change, the client's count today, (Follow) the ids not in the
+    /// store. The gateway audits those ids first and then applies only them, so no follow
+    /// list changes without its record.
+    async fn pending(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError>;
+
     /// Changes with `after < seq <= upto`, in seq order, at most `limit`, each with its
     /// carriers. `upto` must not pass the horizon.
     async fn read(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<Fanned>, StoreError>;

@@ -378,17 +378,53 @@ impl State {
                 wanted.push(id);
             }
         }
-        out.following = h
-            .meta
-            .get(following_key(client))
-            .map_err(|e| self.io(e))?
-            .map_or(0, |v| be(&v));
+        out.following = self.following(&h, client)?;
         for step in wanted.chunks(FOLLOW_STEP) {
             let (changed, n) = self.follow_step(client, step, follow)?;
             out.changed.extend(changed);
             out.following = n;
         }
         h.db.flush().map_err(|e| self.io(e))?;
+        Ok(out)
+    }
+
+    fn following(&self, h: &Open, client: &str) -> Result<u64, StoreError> {
+        Ok(h.meta
+            .get(following_key(client))
+            .map_err(|e| self.io(e))?
+            .map_or(0, |v| be(&v)))
+    }
+
+    /// [`ChangeLog::pending`] (blocking): reads only, so it needs no log lock; a Follow that
+    /// races it changes at most fewer ids than it said.
+    fn pending(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError> {
+        let h = self.handles()?;
+        let mut out = FollowOutcome {
+            following: self.following(&h, client)?,
+            ..FollowOutcome::default()
+        };
+        for &id in ids {
+            if follow && !h.tree.contains_key(id.key()).map_err(|e| self.io(e))? {
+                out.not_found.push(id);
+                continue;
+            }
+            let open = match h
+                .follows
+                .get(follow_key(client, id))
+                .map_err(|e| self.io(e))?
+            {
+                Some(v) => decode_spans(&v)?.last().is_some_and(|s| s.until == OPEN),
+                None => false,
+            };
+            if open != follow {
+                out.changed.push(id);
+            }
+        }
         Ok(out)
     }
 
@@ -630,6 +666,16 @@ impl ChangeLog for SledStore {
     async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
         let (state, client, ids) = (self.state.clone(), client.to_owned(), ids.to_vec());
         blocking(move || state.follow_all(&client, &ids, false)).await
+    }
+
+    async fn pending(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError> {
+        let (state, client, ids) = (self.state.clone(), client.to_owned(), ids.to_vec());
+        blocking(move || state.pending(&client, &ids, follow)).await
     }
 
     async fn read(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<Fanned>, StoreError> {

@@ -183,20 +183,66 @@ impl PgStore {
                 .collect();
             (wanted, out.not_found) = ids.iter().partition(|id| found.contains(&key(**id)));
         }
+        out.following = self.following(client).await?;
+        for step in wanted.chunks(FOLLOW_STEP) {
+            let (changed, n) = self.follow_step(client, step, follow).await?;
+            out.changed.extend(changed);
+            out.following = n;
+        }
+        Ok(out)
+    }
+}
+
+impl PgStore {
+    async fn following(&self, client: &str) -> Result<u64, StoreError> {
         let r = self.readers.get()?;
-        out.following = r
-            .client
+        Ok(r.client
             .query_opt(
                 "SELECT following FROM follow_counts WHERE client = $1",
                 &[&client],
             )
             .await
             .map_err(unavailable)?
-            .map_or(0, |row| row.get::<_, i64>(0).max(0) as u64);
-        for step in wanted.chunks(FOLLOW_STEP) {
-            let (changed, n) = self.follow_step(client, step, follow).await?;
-            out.changed.extend(changed);
-            out.following = n;
+            .map_or(0, |row| row.get::<_, i64>(0).max(0) as u64))
+    }
+
+    /// [`ChangeLog::pending`]: one read, no lock; a Follow that races it changes at most
+    /// fewer ids than it said.
+    async fn pending_ids(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError> {
+        let rows = {
+            let r = self.readers.get()?;
+            r.client
+                .query(
+                    "SELECT w.id,
+                            EXISTS (SELECT 1 FROM citizens c WHERE c.id = w.id),
+                            EXISTS (SELECT 1 FROM follows f WHERE f.client = $1
+                                    AND f.citizen_id = w.id AND f.until_seq IS NULL)
+                     FROM unnest($2::bigint[]) AS w(id)",
+                    &[&client, &ids_param(ids)],
+                )
+                .await
+                .map_err(unavailable)?
+        };
+        let state: std::collections::HashMap<i64, (bool, bool)> = rows
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
+        let mut out = FollowOutcome {
+            following: self.following(client).await?,
+            ..FollowOutcome::default()
+        };
+        for &id in ids {
+            let (exists, open) = state.get(&key(id)).copied().unwrap_or_default();
+            if follow && !exists {
+                out.not_found.push(id);
+            } else if open != follow {
+                out.changed.push(id);
+            }
         }
         Ok(out)
     }
@@ -210,6 +256,15 @@ impl ChangeLog for PgStore {
 
     async fn unfollow(&self, client: &str, ids: &[CitizenId]) -> Result<FollowOutcome, StoreError> {
         self.follow_all(client, ids, false).await
+    }
+
+    async fn pending(
+        &self,
+        client: &str,
+        ids: &[CitizenId],
+        follow: bool,
+    ) -> Result<FollowOutcome, StoreError> {
+        self.pending_ids(client, ids, follow).await
     }
 
     async fn read(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<Fanned>, StoreError> {
