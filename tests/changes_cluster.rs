@@ -168,3 +168,62 @@ async fn a_write_on_one_node_reaches_a_stream_on_another_and_a_resume_elsewhere_
     let p = next(&mut s).await;
     assert!(p.citizen.is_none() && p.seq == 10, "{p:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_past_retention_are_dropped_from_the_database_and_a_resume_before_them_is_refused()
+{
+    let c = TestCluster::start_with(1, LEASE_MS, || common::Options {
+        manual_clock: true,
+        extra_toml: "\n[changes]\nretain_secs = 3600\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let n = &c.nodes[0];
+    let mut prunes = n.gateway.change_prunes();
+    put(n, A, "Nguyễn Văn An", 0).await; // seq 1, at 0 s
+    put(n, A, "Lê Văn Cường", 1).await; // seq 2, at 0 s
+    put(n, B, "Trần Thị Bình", 0).await; // seq 3
+    // The database stamps each change with its own clock, which the test cannot move: seq 3
+    // is made to look written at 3570 s by moving its stamp instead.
+    c.pg.psql(
+        "UPDATE changes SET committed_at = committed_at + interval '3570 seconds' WHERE seq = 3",
+    );
+    // At 3570 s: all kept (119 retention passes have run, every 30 s).
+    n.clock().advance(Duration::from_secs(3570));
+    prunes.wait_for(|k| *k >= 119).await.unwrap();
+    assert_eq!(c.pg.psql("SELECT count(*) FROM changes"), "3");
+    let mut s = watch(n, 1).await;
+    let p = next(&mut s).await;
+    assert!(
+        p.citizen.is_none() && p.seq == 3,
+        "a resume from 1 is served: {p:?}"
+    );
+    drop(s);
+    // At 3630 s: seqs 1 and 2 are past retention and dropped; seq 3 is kept.
+    n.clock().advance(Duration::from_secs(60));
+    prunes.wait_for(|k| *k >= 121).await.unwrap();
+    assert_eq!(c.pg.psql("SELECT min(seq) FROM changes"), "3");
+    let err = match n
+        .agency("ministry")
+        .await
+        .watch_changes(pb::WatchChangesRequest {
+            after_seq: 1,
+            read_mask: None,
+            purpose: "health-insurance".into(),
+            request_id: String::new(),
+        })
+        .await
+    {
+        Ok(mut s) => s.get_mut().message().await.expect_err("the stream fails"),
+        Err(e) => e,
+    };
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("oldest kept seq is 3"),
+        "{}",
+        err.message()
+    );
+    let mut s = watch(n, 2).await;
+    let p = next(&mut s).await;
+    assert!(p.citizen.is_none() && p.seq == 3, "{p:?}");
+}
