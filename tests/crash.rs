@@ -1,7 +1,8 @@
 //! Crash safety: kill -9 the real `popgate serve` process during a load of lookups and
 //! PutCitizens, restart it on the same data, and check that nothing acknowledged was lost:
-//! every acknowledged Put is in the store, every acknowledged call has its audit record, and
-//! the audit chain verifies. Repeated a few times (a bounded loop).
+//! every acknowledged Put is in the store and in the change log (a stream of a follower
+//! carries it), every acknowledged Follow holds, every acknowledged call has its audit record,
+//! and the audit chain verifies. Repeated a few times (a bounded loop).
 
 mod common;
 
@@ -122,6 +123,9 @@ struct Acked {
     calls: Vec<(u64, &'static str, String)>,
     /// citizen id → highest acknowledged version
     puts: HashMap<String, u64>,
+    /// (citizen id, version) of acknowledged writes made while the ministry followed the
+    /// citizen: each must reach the ministry's change stream.
+    followed: Vec<(String, u64)>,
 }
 
 async fn load(
@@ -156,6 +160,38 @@ async fn load(
                     a.puts.insert(id.clone(), created.version);
                     a.calls.push((created.audit_seq, "PutCitizen", id.clone()));
                 }
+                // Followed, then written again: that change is the ministry's to receive.
+                let Ok(f) = agency
+                    .follow(pb::FollowRequest {
+                        citizen_ids: vec![id.clone()],
+                        purpose: "health-insurance".into(),
+                        request_id: String::new(),
+                    })
+                    .await
+                else {
+                    return;
+                };
+                acked
+                    .lock()
+                    .unwrap()
+                    .calls
+                    .push((f.into_inner().audit_seq, "Follow", id.clone()));
+                let Ok(updated) = reg
+                    .put_citizen(pb::PutCitizenRequest {
+                        citizen: Some(common::citizen(&id, "Phạm Thị Lành")),
+                        expected_version: created.version,
+                    })
+                    .await
+                else {
+                    return;
+                };
+                let updated = updated.into_inner();
+                {
+                    let mut a = acked.lock().unwrap();
+                    a.puts.insert(id.clone(), updated.version);
+                    a.calls.push((updated.audit_seq, "PutCitizen", id.clone()));
+                    a.followed.push((id.clone(), updated.version));
+                }
                 let Ok(r) = agency
                     .lookup(common::lookup_req(&id, &["full_name"], "health-insurance"))
                     .await
@@ -176,12 +212,48 @@ async fn load(
     }
 }
 
+/// Every change the ministry's stream carries after seq 1 (the first write, made before any
+/// follow; `after_seq` 0 would mean "from now"), up to the first progress event, which comes
+/// once the stream has caught up: (citizen id, version). Also checks that seqs strictly
+/// increase.
+async fn changes_since_start(
+    agency: &mut IdentityGatewayClient<tonic::transport::Channel>,
+) -> std::collections::HashSet<(String, u64)> {
+    let mut s = agency
+        .watch_changes(pb::WatchChangesRequest {
+            after_seq: 1,
+            read_mask: None,
+            purpose: "health-insurance".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("watch opens")
+        .into_inner();
+    let mut out = std::collections::HashSet::new();
+    let mut last = 0;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), s.message())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream is healthy")
+            .expect("the stream goes on");
+        assert!(ev.seq >= last, "seq went back: {} after {last}", ev.seq);
+        let Some(c) = ev.citizen else {
+            return out;
+        };
+        assert!(ev.seq > last, "seq {} twice", ev.seq);
+        last = ev.seq;
+        out.insert((c.citizen_id, c.version));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_load_loses_nothing_acknowledged() {
     let s = setup();
     let config = s.dir.path().join("popgate.toml");
     let audit_dir = s.dir.path().join("data/audit");
     let mut all_puts: HashMap<String, u64> = HashMap::new();
+    let mut all_followed: Vec<(String, u64)> = Vec::new();
     let runs = runs();
     for run in 0..runs {
         let (mut child, addr) = spawn(&config);
@@ -218,11 +290,19 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
             assert_eq!(r["outcome"], "ok");
         }
         all_puts.extend(acked.puts);
+        all_followed.extend(acked.followed);
         let mut agency = IdentityGatewayClient::new(
             connect(&addr, "localhost", &s.tls["ministry"])
                 .await
                 .unwrap(),
         );
+        let carried = changes_since_start(&mut agency).await;
+        for (id, version) in &all_followed {
+            assert!(
+                carried.contains(&(id.clone(), *version)),
+                "run {run}: acknowledged change {id} v{version} of a followed citizen is not in the change log"
+            );
+        }
         for (id, version) in &all_puts {
             let got = agency
                 .lookup(common::lookup_req(id, &["full_name"], "health-insurance"))
@@ -248,5 +328,9 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
         );
     }
     drop(s.ca);
-    eprintln!("crash loop: {runs} kill -9 runs, nothing acknowledged lost");
+    assert!(!all_followed.is_empty(), "no followed write was acknowledged");
+    eprintln!(
+        "crash loop: {runs} kill -9 runs, nothing acknowledged lost ({} followed changes carried)",
+        all_followed.len()
+    );
 }
