@@ -180,29 +180,43 @@ async fn changes_past_retention_are_dropped_from_the_database_and_a_resume_befor
     .await;
     let n = &c.nodes[0];
     let mut prunes = n.gateway.change_prunes();
+    let mut ministry = n.agency("ministry").await;
     put(n, A, "Nguyễn Văn An", 0).await; // seq 1, at 0 s
+    ministry.follow(follow_req(&[A])).await.unwrap();
     put(n, A, "Lê Văn Cường", 1).await; // seq 2, at 0 s
+    ministry.unfollow(follow_req(&[A])).await.unwrap(); // followed (1, 2]
     put(n, B, "Trần Thị Bình", 0).await; // seq 3
-    // The database stamps each change with its own clock, which the test cannot move: seq 3
-    // is made to look written at 3570 s by moving its stamp instead.
+    ministry.follow(follow_req(&[A, B])).await.unwrap();
+    put(n, B, "Trần Thị Bảo", 1).await; // seq 4
+    ministry.unfollow(follow_req(&[B])).await.unwrap(); // followed (3, 4]
+    // The database stamps each change with its own clock, which the test cannot move: seqs 3
+    // and 4 are made to look written at 3570 s by moving their stamps instead.
     c.pg.psql(
-        "UPDATE changes SET committed_at = committed_at + interval '3570 seconds' WHERE seq = 3",
+        "UPDATE changes SET committed_at = committed_at + interval '3570 seconds' WHERE seq >= 3",
+    );
+    let spans = "SELECT string_agg(citizen_id || ':' || since_seq || '-' || coalesce(until_seq::text, 'open'), ' ' ORDER BY citizen_id, since_seq) FROM follows";
+    assert_eq!(
+        c.pg.psql(spans),
+        "1087000001:1-2 1087000001:3-open 1087000002:3-4"
     );
     // At 3570 s: all kept (119 retention passes have run, every 30 s).
     n.clock().advance(Duration::from_secs(3570));
     prunes.wait_for(|k| *k >= 119).await.unwrap();
-    assert_eq!(c.pg.psql("SELECT count(*) FROM changes"), "3");
+    assert_eq!(c.pg.psql("SELECT count(*) FROM changes"), "4");
     let mut s = watch(n, 1).await;
-    let p = next(&mut s).await;
-    assert!(
-        p.citizen.is_none() && p.seq == 3,
-        "a resume from 1 is served: {p:?}"
+    let e = next(&mut s).await;
+    assert_eq!(
+        (e.seq, e.citizen.map(|c| c.citizen_id)),
+        (2, Some(A.to_string())),
+        "a resume from 1 is served"
     );
     drop(s);
     // At 3630 s: seqs 1 and 2 are past retention and dropped; seq 3 is kept.
     n.clock().advance(Duration::from_secs(60));
     prunes.wait_for(|k| *k >= 121).await.unwrap();
     assert_eq!(c.pg.psql("SELECT min(seq) FROM changes"), "3");
+    // The span that ended at 2 can carry nothing kept: gone; the others stay.
+    assert_eq!(c.pg.psql(spans), "1087000001:3-open 1087000002:3-4");
     let err = match n
         .agency("ministry")
         .await
@@ -224,6 +238,10 @@ async fn changes_past_retention_are_dropped_from_the_database_and_a_resume_befor
         err.message()
     );
     let mut s = watch(n, 2).await;
-    let p = next(&mut s).await;
-    assert!(p.citizen.is_none() && p.seq == 3, "{p:?}");
+    let e = next(&mut s).await;
+    assert_eq!(
+        (e.seq, e.citizen.map(|c| c.citizen_id)),
+        (4, Some(B.to_string())),
+        "the kept change is carried by the span that stays"
+    );
 }

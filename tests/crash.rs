@@ -328,7 +328,10 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
         );
     }
     drop(s.ca);
-    assert!(!all_followed.is_empty(), "no followed write was acknowledged");
+    assert!(
+        !all_followed.is_empty(),
+        "no followed write was acknowledged"
+    );
     eprintln!(
         "crash loop: {runs} kill -9 runs, nothing acknowledged lost ({} followed changes carried)",
         all_followed.len()

@@ -26,7 +26,9 @@
 //!   `store::changes`). At most one open span per client and citizen (`follows_open`); the
 //!   index by citizen (`follows_citizen`) lets one change find its followers without looking
 //!   at anyone's follow list. `follow_counts(client, following)`: each client's open follows,
-//!   kept by Follow and Unfollow so that counting never scans 50 million rows.
+//!   kept by Follow and Unfollow so that counting never scans 50 million rows. Spans that
+//!   ended are indexed by where they ended (`follows_closed`, migration 4), so that retention
+//!   drops those that can carry no kept change without reading every follow list.
 
 use tokio_postgres::Client;
 
@@ -95,6 +97,9 @@ CREATE TABLE follow_counts (
     client text PRIMARY KEY,
     following bigint NOT NULL
 );
+"#,
+    r#"
+CREATE INDEX follows_closed ON follows (until_seq) WHERE until_seq IS NOT NULL;
 "#,
 ];
 

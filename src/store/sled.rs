@@ -21,6 +21,8 @@
 //! seq whose writer has flushed. Follow lists: tree `follows` keyed `client|id` and its mirror
 //! `followers` keyed `id|client` (so a change finds its followers with one prefix scan), both
 //! holding the follow's spans, written in one transaction with the client's count in `meta`.
+//! Tree `closed` indexes the spans that ended by where they ended (`until|id|client`), so that
+//! retention drops the spans that can carry no kept change without reading every follow list.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,6 +96,7 @@ struct Open {
     changes: sled::Tree,
     follows: sled::Tree,
     followers: sled::Tree,
+    closed: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -121,6 +124,10 @@ fn follower_key(id: CitizenId, client: &str) -> Vec<u8> {
     k.extend_from_slice(&id.key());
     k.extend_from_slice(client.as_bytes());
     k
+}
+
+fn closed_key(until: u64, id: CitizenId, client: &str) -> Vec<u8> {
+    [&until.to_be_bytes()[..], &id.key(), client.as_bytes()].concat()
 }
 
 fn following_key(client: &str) -> Vec<u8> {
@@ -224,6 +231,7 @@ impl SledStore {
                         changes: tree("changes")?,
                         follows: tree("follows")?,
                         followers: tree("followers")?,
+                        closed: tree("closed")?,
                         meta: tree("meta")?,
                         db,
                     });
@@ -311,8 +319,8 @@ impl State {
         let head = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let at = *head;
         let count_key = following_key(client);
-        (&h.follows, &h.followers, &h.meta)
-            .transaction(|(f, r, m)| {
+        (&h.follows, &h.followers, &h.closed, &h.meta)
+            .transaction(|(f, r, c, m)| {
                 let mut changed = Vec::new();
                 for &id in ids {
                     let key = follow_key(client, id);
@@ -325,7 +333,10 @@ impl State {
                         (true, _) if open => continue,
                         (false, _) if !open => continue,
                         // Unfollowed and followed again with no change in between: one span.
-                        (true, Some(last)) if last.until == at => last.until = OPEN,
+                        (true, Some(last)) if last.until == at => {
+                            c.remove(closed_key(at, id, client))?;
+                            last.until = OPEN;
+                        }
                         (true, _) => spans.push(Span {
                             since: at,
                             until: OPEN,
@@ -334,7 +345,10 @@ impl State {
                             // A span that carried nothing.
                             spans.pop();
                         }
-                        (false, Some(last)) => last.until = at,
+                        (false, Some(last)) => {
+                            last.until = at;
+                            c.insert(closed_key(at, id, client), &[])?;
+                        }
                         (false, None) => continue,
                     }
                     let rkey = follower_key(id, client);
@@ -530,15 +544,61 @@ impl State {
                     break;
                 }
             }
-            if n == 0 {
-                return Ok(dropped);
+            if n > 0 {
+                h.changes.apply_batch(batch).map_err(|e| self.io(e))?;
+                dropped += n;
             }
-            h.changes.apply_batch(batch).map_err(|e| self.io(e))?;
-            dropped += n;
             if done {
+                self.drop_spans_before(&h, self.oldest()?)?;
                 h.db.flush().map_err(|e| self.io(e))?;
                 return Ok(dropped);
             }
+        }
+    }
+
+    /// Drops the follow spans that ended before `oldest`, the oldest change kept: every change
+    /// they carry is gone, and no stream may resume from before `oldest`, so they can carry
+    /// nothing any more. Found through `closed`, in steps, each under the log lock (which
+    /// orders every change to a follow list).
+    fn drop_spans_before(&self, h: &Open, oldest: u64) -> Result<(), StoreError> {
+        loop {
+            let keys: Vec<sled::IVec> = h
+                .closed
+                .range(..oldest.to_be_bytes())
+                .keys()
+                .take(FOLLOW_STEP)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.io(e))?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let _log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            (&h.follows, &h.followers, &h.closed)
+                .transaction(|(f, r, c)| {
+                    for k in &keys {
+                        c.remove(k)?;
+                        let Some(id) = CitizenId::from_u64(be(&k[8..])) else {
+                            continue;
+                        };
+                        let client = std::str::from_utf8(&k[16..]).unwrap_or_default();
+                        let key = follow_key(client, id);
+                        let Some(v) = f.get(&key)? else { continue };
+                        let mut spans =
+                            decode_spans(&v).map_err(ConflictableTransactionError::Abort)?;
+                        spans.retain(|s| s.until >= oldest);
+                        let rkey = follower_key(id, client);
+                        if spans.is_empty() {
+                            f.remove(key)?;
+                            r.remove(rkey)?;
+                        } else {
+                            let v = encode_spans(&spans);
+                            f.insert(key, v.as_slice())?;
+                            r.insert(rkey, v)?;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|e: TransactionError<StoreError>| tx_failed(e))?;
         }
     }
 
@@ -895,6 +955,73 @@ mod store_tests {
         let got = store.get(id).await.unwrap().unwrap();
         assert_eq!((got.full_name.as_str(), got.version), ("B", 2));
         assert_eq!(Store::count(&store).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn retention_drops_the_spans_that_ended_before_the_oldest_kept_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let yes = Approve(true);
+        let id = citizen("A").id;
+        let spans = |store: &SledStore, client: &str| {
+            let h = store.state.handles().unwrap();
+            let f = h.follows.get(follow_key(client, id)).unwrap();
+            let r = h.followers.get(follower_key(id, client)).unwrap();
+            assert_eq!(f, r, "the two indexes agree");
+            f.map(|v| decode_spans(&v).unwrap()).unwrap_or_default()
+        };
+        store.put(citizen("A"), 0, &yes).await.unwrap(); // seq 1
+        // "old": followed (1, 2], then again (3, 4]; "new": followed from 3 on, still.
+        store.follow("old", &[id]).await.unwrap();
+        store.put(citizen("B"), 1, &yes).await.unwrap(); // seq 2
+        store.unfollow("old", &[id]).await.unwrap();
+        store.put(citizen("C"), 2, &yes).await.unwrap(); // seq 3
+        store.follow("old", &[id]).await.unwrap();
+        store.follow("new", &[id]).await.unwrap();
+        store.put(citizen("D"), 3, &yes).await.unwrap(); // seq 4
+        store.unfollow("old", &[id]).await.unwrap();
+        let both = vec![Span { since: 1, until: 2 }, Span { since: 3, until: 4 }];
+        assert_eq!(spans(&store, "old"), both);
+
+        // Nothing past retention yet: nothing goes.
+        assert_eq!(store.prune(SystemTime::UNIX_EPOCH).await.unwrap(), 0);
+        assert_eq!(spans(&store, "old"), both);
+        // Seqs 1-3 dropped (4 kept, by hand: all four were written at once): the span that
+        // ended at 2 carries nothing kept; the one that ended at 4 does.
+        let h = store.state.handles().unwrap();
+        for seq in 1..=3u64 {
+            h.changes.remove(seq.to_be_bytes()).unwrap();
+        }
+        store.prune(SystemTime::UNIX_EPOCH).await.unwrap();
+        assert_eq!(spans(&store, "old"), vec![Span { since: 3, until: 4 }]);
+        assert_eq!(
+            spans(&store, "new"),
+            vec![Span {
+                since: 3,
+                until: OPEN
+            }]
+        );
+        // All dropped: no span that ended is left, the open one stays.
+        h.changes.remove(4u64.to_be_bytes()).unwrap();
+        store.prune(SystemTime::UNIX_EPOCH).await.unwrap();
+        assert_eq!(spans(&store, "old"), Vec::new());
+        assert_eq!(
+            spans(&store, "new"),
+            vec![Span {
+                since: 3,
+                until: OPEN
+            }]
+        );
+        assert_eq!(h.closed.len(), 0);
+        // Followed again after its spans went: a new span from the head.
+        store.follow("old", &[id]).await.unwrap();
+        assert_eq!(
+            spans(&store, "old"),
+            vec![Span {
+                since: 4,
+                until: OPEN
+            }]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -409,6 +409,17 @@ impl ChangeLog for PgStore {
             )
             .await
             .map_err(unavailable)?;
+        // Spans that ended before the oldest change kept carry only changes that are gone, and
+        // no stream may resume from before it: they can carry nothing any more.
+        r.client
+            .execute(
+                "DELETE FROM follows WHERE until_seq IS NOT NULL AND until_seq < coalesce(
+                     (SELECT min(seq) FROM changes),
+                     (SELECT change_seq + 1 FROM counters WHERE id = 1))",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
         Ok(n)
     }
 }
