@@ -114,8 +114,8 @@ fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("migrated from version 0 to 3"), "{said}");
-    // Migration 3: the follow lists of change subscriptions, and their indexes.
+    assert!(said.contains("migrated from version 0 to 4"), "{said}");
+    // Migrations 3 and 4: the follow lists of change subscriptions, and their indexes.
     assert_eq!(
         pg.psql("SELECT count(*) FROM follows").trim(),
         "0",
@@ -126,7 +126,7 @@ fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
             "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'follows'"
         )
         .trim(),
-        "follows_citizen,follows_open,follows_pkey"
+        "follows_citizen,follows_closed,follows_open,follows_pkey"
     );
     let again = popgate()
         .args(["db", "migrate", "--url", &pg.url()])
@@ -142,7 +142,7 @@ fn db_migrate_creates_the_schema_and_refuses_one_newer_than_it_knows() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("version 99, newer than this popgate knows (3)"),
+        err.contains("version 99, newer than this popgate knows (4)"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
