@@ -4,6 +4,8 @@
 //! and with `--dev` runs the real gateway in its own process.
 //!
 //! - [`cli`]: the command line, its options and exit codes;
+//! - [`auditlog`]: a synthetic audit log of any size (files or the database), for timing its
+//!   readers;
 //! - [`load`]: closed loop, open loop (no coordinated omission) and bulk VerifyStream loads,
 //!   counted into HDR histograms;
 //! - [`keys`]: which citizens are asked about (uniform or Zipf over the seeded population);
@@ -19,6 +21,7 @@
 //! between runs on the same machine minutes apart: the only kind of figure that means
 //! anything on a shared 2-core box.
 
+pub mod auditlog;
 pub mod cli;
 pub mod durable;
 pub mod keys;
