@@ -314,6 +314,7 @@ impl Reloader {
             ("cache", old.cache != new.cache),
             ("limits", old.limits != new.limits),
             ("changes", old.changes != new.changes),
+            ("console", old.console != new.console),
         ];
         for (section, changed) in restart_only {
             if changed {
