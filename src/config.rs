@@ -506,7 +506,10 @@ impl Config {
                 ));
             }
             for (i, k) in c.pubkeys.iter().enumerate() {
-                must_exist(&format!("console.pubkeys[{i}]"), k)?;
+                let key = format!("console.pubkeys[{i}]");
+                must_exist(&key, k)?;
+                crate::audit::checkpoint::PublicKey::from_hex_file(k)
+                    .map_err(|why| invalid(key, why))?;
             }
         }
         if !(16..=crate::store::sled::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
@@ -853,6 +856,11 @@ burst = 4000
             ),
             (
                 format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\npubkeys = [\"no.pub\"]\n"),
+                "console.pubkeys[0]",
+            ),
+            (
+                // A file, but not a public key.
+                format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\npubkeys = [\"ca.pem\"]\n"),
                 "console.pubkeys[0]",
             ),
         ];

@@ -868,3 +868,53 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
     assert!(p.body.contains("data-state=\"broken\""), "{}", p.body);
     assert!(p.body.contains("node gw-1 seq"), "{}", p.body);
 }
+
+/// `popgate serve --config` binds `[console] listen` itself: the console of the binary, with
+/// the certificates of the configuration's `[tls]`.
+#[tokio::test]
+async fn popgate_serve_opens_the_console_its_configuration_names() {
+    let certs = TestGateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca.pem", "server.pem", "server.key", "ca.crl"] {
+        std::fs::copy(certs.path(f), dir.path().join(f)).unwrap();
+    }
+    let port = common::pg::free_port();
+    let config = dir.path().join("popgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+client_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\npath = \"data/population\"\n\n[audit]\n\
+dir = \"data/audit\"\n\n[console]\nlisten = \"127.0.0.1:{port}\"\n{CLIENTS}{}",
+            common::console::INSPECTOR
+        ),
+    )
+    .unwrap();
+    let (_serving, _addr) = common::spawn_serve(&config);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ca = certs.ca.cert_pem();
+    let p = common::console::request(
+        ca,
+        Some(&certs.cert("inspector")),
+        addr,
+        "GET",
+        "/?method=Console",
+        &[],
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(p.status, 200, "{}", p.body);
+    let recs = audit_records(&dir.path().join("data/audit"));
+    let last = recs.last().expect("the console's record");
+    assert_eq!(last["method"], "Console");
+    assert_eq!(last["purpose"], "/?method=Console");
+    let p = common::console::request(ca, Some(&certs.cert("telecom")), addr, "GET", "/", &[])
+        .await
+        .expect("an answer");
+    assert_eq!(p.status, 403);
+    assert!(
+        common::console::request(ca, None, addr, "GET", "/", &[])
+            .await
+            .is_err()
+    );
+}
