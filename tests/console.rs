@@ -918,3 +918,37 @@ dir = \"data/audit\"\n\n[console]\nlisten = \"127.0.0.1:{port}\"\n{CLIENTS}{}",
             .is_err()
     );
 }
+
+/// A viewer is held to its client's rate, as its gRPC calls would be: past it, 429 with
+/// `Retry-After`, and nothing read or audited.
+#[tokio::test]
+async fn a_viewer_over_its_rate_gets_429() {
+    let gw = TestGateway::start_with(Options {
+        console: true,
+        clients_toml: CLIENTS.replace(
+            "id = \"operator\"\nkind = \"operator\"\nrole = \"operator\"\nrate_per_sec = 100000\nburst = 100000",
+            "id = \"operator\"\nkind = \"operator\"\nrole = \"operator\"\nrate_per_sec = 1\nburst = 2",
+        ),
+        // Time stands still for the rate: however slow the machine, no capacity comes back.
+        manual_clock: true,
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            gw.console_get("operator", "/?client=ministry").await.status,
+            200
+        );
+    }
+    let p = gw.console_get("operator", "/?client=ministry").await;
+    assert_eq!(p.status, 429, "{}", p.body);
+    assert!(p.header("retry-after").is_some());
+    assert_eq!(console_records(&gw).len(), 2);
+    // Another viewer has a rate of its own.
+    assert_eq!(
+        gw.console_get("inspector", "/?client=ministry")
+            .await
+            .status,
+        200
+    );
+}

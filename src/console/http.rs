@@ -181,6 +181,9 @@ fn response(reply: Reply) -> Response<Full<Bytes>> {
         header::HeaderName::from_static("cross-origin-resource-policy"),
         "same-origin",
     );
+    if let Some(secs) = reply.retry_after {
+        set(header::RETRY_AFTER, &secs.max(1).to_string());
+    }
     if let Some(allow) = reply.allow {
         set(header::ALLOW, allow);
     }

@@ -1,5 +1,5 @@
-//! Path and method → page, in the order every request takes: the viewer (403), the route
-//! (404, 405), the parameters (400), the read, then the audit record, then the answer — a page
+//! Path and method → page, in the order every request takes: the viewer (403), its rate (429),
+//! the route (404, 405), the parameters (400), the read, then the audit record, then the answer — a page
 //! that shows what the log holds is never sent unless its own record was written (500
 //! otherwise), as a gRPC answer never leaves before its record is durable.
 
@@ -34,6 +34,8 @@ pub struct Reply {
     pub allow: Option<&'static str>,
     /// For a download: the file name offered.
     pub attachment: Option<String>,
+    /// For 429: seconds until a request would be taken.
+    pub retry_after: Option<u64>,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -47,6 +49,7 @@ impl Reply {
             body: body.into_bytes(),
             allow: None,
             attachment: None,
+            retry_after: None,
         }
     }
 
@@ -121,6 +124,24 @@ pub async fn handle(console: &Arc<Console>, peer: &Arc<Peer>, req: Request<'_>) 
         Ok(v) => v,
         Err(why) => return Reply::error(403, "Forbidden", &why, None),
     };
+    // The viewer's own rate (`rate_per_sec`, `burst`), as for its gRPC calls: the console
+    // reads the log with the gateway's CPU.
+    if let Some(limit) = console.gateway.limits().client(&viewer.id)
+        && let Err(wait) = limit.admit().await
+    {
+        let mut r = Reply::error(
+            429,
+            "Too Many Requests",
+            &format!(
+                "client {:?} is over its rate (rate_per_sec); retry in {} ms",
+                &*viewer.id,
+                wait.as_millis()
+            ),
+            Some(&viewer),
+        );
+        r.retry_after = Some(wait.as_secs_f64().ceil() as u64);
+        return r;
+    }
     let Some((route, allow)) = route(req.path) else {
         return Reply::error(404, "Not Found", "There is no such page.", Some(&viewer));
     };
@@ -231,6 +252,7 @@ async fn show(
                     body: super::csv::report(&rep.accesses).into_bytes(),
                     allow: None,
                     attachment: Some(format!("citizen-{id}.csv")),
+                    retry_after: None,
                 }
             } else {
                 html(
