@@ -49,6 +49,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub changes: ChangesConfig,
+    /// The audit console (CONTRACT §7); off when the section is absent.
+    pub console: Option<ConsoleConfig>,
     /// Every caller the gateway knows, by certificate CN.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -249,6 +251,23 @@ impl Default for ChangesConfig {
     }
 }
 
+/// The audit console: HTTPS pages for operators and inspectors, with the server certificate
+/// and client CA of `[tls]` (one CA, one set of certificates to manage).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the console listens; keep it on an interface inspectors can reach and agencies
+    /// need not.
+    pub listen: SocketAddr,
+    /// The audit public keys (64 hex digits each, as `certs audit-key` writes them) that
+    /// "verify now" checks checkpoint signatures with, oldest first, as `audit verify
+    /// --pubkey`. Empty: signatures are not checked, and the page says so. Kept here rather
+    /// than derived from `[audit] signing_key`: after a rotation the older keys are needed
+    /// too, and a key read from next to the log proves less than one an operator names.
+    #[serde(default)]
+    pub pubkeys: Vec<PathBuf>,
+}
+
 /// Overload protection for the whole process (per-client rates are on each client).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,8 +326,10 @@ pub enum Role {
     Agency,
     /// RegistryAdmin: PutCitizen.
     Registry,
-    /// Operator: GetStats.
+    /// Operator: GetStats, and the audit console.
     Operator,
+    /// The audit console only, read-only: no gRPC method at all.
+    Inspector,
 }
 
 impl Role {
@@ -317,7 +338,13 @@ impl Role {
             Role::Agency => "agency",
             Role::Registry => "registry",
             Role::Operator => "operator",
+            Role::Inspector => "inspector",
         }
+    }
+
+    /// Whether the role may open the audit console.
+    pub fn may_use_console(self) -> bool {
+        matches!(self, Role::Operator | Role::Inspector)
     }
 }
 
@@ -422,6 +449,9 @@ impl Config {
         if let Some(k) = &mut self.audit.signing_key {
             join(k);
         }
+        if let Some(c) = &mut self.console {
+            c.pubkeys.iter_mut().for_each(join);
+        }
     }
 
     /// Checks everything that can be checked without starting: files exist, values are in
@@ -462,6 +492,26 @@ impl Config {
         }
         self.validate_store()?;
         self.validate_audit_backend()?;
+        if let Some(c) = &self.console {
+            if c.listen == self.server.listen && c.listen.port() != 0 {
+                return Err(invalid(
+                    "console.listen",
+                    "is server.listen: the console needs a port of its own",
+                ));
+            }
+            if self.server.metrics_listen == Some(c.listen) && c.listen.port() != 0 {
+                return Err(invalid(
+                    "console.listen",
+                    "is server.metrics_listen: the console needs a port of its own",
+                ));
+            }
+            for (i, k) in c.pubkeys.iter().enumerate() {
+                let key = format!("console.pubkeys[{i}]");
+                must_exist(&key, k)?;
+                crate::audit::checkpoint::PublicKey::from_hex_file(k)
+                    .map_err(|why| invalid(key, why))?;
+            }
+        }
         if !(16..=crate::store::sled::MAX_CACHE_MIB).contains(&self.store.cache_mib) {
             return Err(invalid(
                 "store.cache_mib",
@@ -741,6 +791,19 @@ burst = 4000
     }
 
     #[test]
+    fn the_console_is_off_without_its_section_and_typed_with_it() {
+        let (_d, r) = with_files(GOOD);
+        assert_eq!(r.unwrap().console, None);
+        let (dir, r) = with_files(&format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\n"));
+        let c = r.unwrap().console.expect("console");
+        assert_eq!(c.listen, "127.0.0.1:9443".parse().unwrap());
+        assert!(c.pubkeys.is_empty());
+        drop(dir);
+        let (_d, r) = with_files(&GOOD.replace("role = \"agency\"", "role = \"inspector\""));
+        assert_eq!(r.unwrap().clients[0].role, Role::Inspector);
+    }
+
+    #[test]
     fn each_bad_config_names_its_key() {
         let cases = [
             (
@@ -779,6 +842,27 @@ burst = 4000
                 "changes.retain_secs",
             ),
             (format!("{GOOD}\n[changes]\nretain = 3600\n"), "retain"),
+            (
+                format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\nport = 1\n"),
+                "port",
+            ),
+            (
+                format!("{GOOD}\n[console]\nlisten = \"nowhere\"\n"),
+                "listen = \"nowhere\"",
+            ),
+            (
+                format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:7443\"\n"),
+                "console.listen",
+            ),
+            (
+                format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\npubkeys = [\"no.pub\"]\n"),
+                "console.pubkeys[0]",
+            ),
+            (
+                // A file, but not a public key.
+                format!("{GOOD}\n[console]\nlisten = \"127.0.0.1:9443\"\npubkeys = [\"ca.pem\"]\n"),
+                "console.pubkeys[0]",
+            ),
         ];
         for (text, key) in cases {
             let e = err(&text);

@@ -13,6 +13,8 @@
 //! - [`grpc`]: the tonic services (thin: convert, call the gateway, convert back), `convert`
 //!   (every protobuf conversion), the one error-to-status mapping, and the [`client`] side.
 //! - [`pb`]: the generated messages and services of `proto/popgate/v1`.
+//! - [`console`]: the audit console, HTTPS pages for operators and inspectors over the audit
+//!   log (its own http layer; the pages read through `audit::query`).
 //!
 //! The domain (no tonic below this line):
 //! - [`gateway`]: the request pipeline, one file per method; `gateway::changes` is the node's
@@ -59,6 +61,7 @@ pub mod citizen;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod fields;
 pub mod gateway;

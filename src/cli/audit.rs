@@ -20,8 +20,7 @@ use clap::{Args, Subcommand};
 use crate::audit::checkpoint::PublicKey;
 use crate::audit::db_read::{self, DbReadError};
 use crate::audit::query::{
-    Bound, Counts, DbLog, FileLog, Filter, Fold, Order, Part, QueryError, Skipped, Source,
-    TimeRange, owned,
+    Bound, Counts, DbLog, FileLog, Filter, Log, QueryError, Skipped, Source, TimeRange, owned,
 };
 use crate::audit::record::{Outcome, Record};
 use crate::audit::verify::{VerifyOptions, verify};
@@ -92,27 +91,6 @@ pub(super) fn db_error(url: &DbUrl, e: DbReadError) -> anyhow::Error {
     match e {
         DbReadError::BadUrl(m) | DbReadError::Unreachable(m) => anyhow!("--db: {m}"),
         e => anyhow!("--db {}: {e}", url.describe()),
-    }
-}
-
-/// The log the flags named, read through the one engine either way.
-enum Log {
-    Files(FileLog),
-    Db(Box<DbLog>),
-}
-
-impl Source for Log {
-    fn fold<F: Fold, E: From<QueryError>>(
-        &self,
-        filter: &Filter,
-        order: Order,
-        fold: &F,
-        merge: impl FnMut(Part<F::Part>) -> Result<bool, E>,
-    ) -> Result<(), E> {
-        match self {
-            Log::Files(l) => l.fold(filter, order, fold, merge),
-            Log::Db(l) => l.fold(filter, order, fold, merge),
-        }
     }
 }
 

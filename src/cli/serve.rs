@@ -75,12 +75,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // With port 0 the kernel picks one: report the real address (tests read this line).
         let bound = listener.local_addr().unwrap_or(listen);
         let metrics_listen = config.server.metrics_listen;
+        let console_listen = config.console.as_ref().map(|c| c.listen);
         let mut server = Server::build(config).await?;
         if let Some(addr) = metrics_listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("server.metrics_listen: cannot listen on {addr}"))?;
             server = server.with_metrics_listener(l);
+        }
+        if let Some(addr) = console_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("console.listen: cannot listen on {addr}"))?;
+            let bound = l.local_addr().unwrap_or(addr);
+            tracing::info!(console = %bound, "audit console serving");
+            server = server.with_console_listener(l);
         }
         let records = server.gateway().records().await?;
         tracing::info!(listen = %bound, records, "popgate serving");

@@ -295,6 +295,18 @@ impl Gateway {
         &self.metrics
     }
 
+    /// The policy in force now (a reload swaps it whole), for readers other than the gRPC
+    /// pipeline: the audit console decides who may see its pages by the same clients and CRL.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// The audit sink every call writes to; the audit console writes its own records there
+    /// too, so that they share the one chain.
+    pub fn audit_sink(&self) -> &Arc<dyn AuditSink> {
+        &self.audit
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

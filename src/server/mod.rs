@@ -56,6 +56,8 @@ pub enum ServerError {
     Reflection(String),
     #[error("{0}")]
     Limits(String),
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -70,6 +72,8 @@ pub struct Server {
     loader: Arc<dyn Loader>,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     metrics_listener: Option<TcpListener>,
+    /// The audit console's, when `[console]` is set and the caller bound it.
+    console_listener: Option<TcpListener>,
     connections: transport::Connections,
 }
 
@@ -122,6 +126,7 @@ impl Server {
             loader: b.loader,
             tls: Arc::new(ArcSwap::new(tls.server_config)),
             metrics_listener: None,
+            console_listener: None,
             connections: transport::Connections::default(),
         })
     }
@@ -129,6 +134,13 @@ impl Server {
     /// Serves Prometheus metrics on `listener` (plain HTTP) alongside the gateway.
     pub fn with_metrics_listener(mut self, listener: TcpListener) -> Server {
         self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// Serves the audit console (`[console]`) on `listener` alongside the gateway, with the
+    /// same TLS configuration (reloads included).
+    pub fn with_console_listener(mut self, listener: TcpListener) -> Server {
+        self.console_listener = Some(listener);
         self
     }
 
@@ -184,6 +196,18 @@ impl Server {
             });
             tokio::spawn(crate::metrics::serve(l, render))
         });
+        let console = match self.console_listener {
+            Some(l) => {
+                let console =
+                    Arc::new(crate::console::Console::new(&self.config, gateway.clone())?);
+                Some(tokio::spawn(crate::console::serve(
+                    l,
+                    self.tls.clone(),
+                    console,
+                )))
+            }
+            None => None,
+        };
         let limits = &self.config.limits;
         let max_msg = limits.max_message_bytes;
         let (incoming, acceptor) = transport::incoming(
@@ -239,6 +263,9 @@ impl Server {
         if let Some(m) = metrics {
             m.abort();
         }
+        if let Some(c) = console {
+            c.abort();
+        }
         // Audit the last refused-for-rate counts, then sync and sign the log's head.
         if let Err(e) = gateway.flush_rate_limited().await {
             tracing::warn!(error = %e, "could not audit the last rate-limited calls");
@@ -287,6 +314,7 @@ impl Reloader {
             ("cache", old.cache != new.cache),
             ("limits", old.limits != new.limits),
             ("changes", old.changes != new.changes),
+            ("console", old.console != new.console),
         ];
         for (section, changed) in restart_only {
             if changed {

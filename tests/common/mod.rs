@@ -2,6 +2,7 @@
 //! memory, a temporary sled store and audit directory, and mTLS clients for its clients.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod pg;
 pub mod redis;
 
@@ -100,6 +101,12 @@ pub struct Options {
     /// As `manual_clock`, on a clock shared with other gateways of the test (nodes of one
     /// cluster).
     pub shared_clock: Option<(Clock, Arc<ManualClock>)>,
+    /// Serve the audit console (`[console] listen = "127.0.0.1:0"`) and add the client
+    /// [`console::INSPECTOR`] (role `inspector`) after the others; see
+    /// [`TestGateway::console_addr`].
+    pub console: bool,
+    /// Lines for the `[console]` section beyond `listen` (e.g. `pubkeys`).
+    pub console_toml: String,
 }
 
 impl Default for Options {
@@ -114,6 +121,8 @@ impl Default for Options {
             revoked: Vec::new(),
             manual_clock: false,
             shared_clock: None,
+            console: false,
+            console_toml: String::new(),
         }
     }
 }
@@ -135,6 +144,8 @@ pub struct TestGateway {
     pub clock: Option<Arc<ManualClock>>,
     /// The connections the server holds open.
     pub connections: popgate::server::transport::Connections,
+    /// The audit console's address, with [`Options::console`].
+    pub console: Option<SocketAddr>,
     certs: std::sync::Mutex<std::collections::HashMap<String, CertPair>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -178,13 +189,27 @@ impl TestGateway {
             )
             .expect("CRL");
         write(&root.join("ca.crl"), &crl);
+        // The console's section goes before the clients, which `reload_clients` rewrites.
+        let (console_toml, inspector) = if opts.console {
+            (
+                format!(
+                    "[console]\nlisten = \"127.0.0.1:0\"\n{}\n",
+                    opts.console_toml
+                ),
+                console::INSPECTOR,
+            )
+        } else {
+            (String::new(), "")
+        };
         let config_text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\n{}\n[audit]\ndir = \"data/audit\"\n{}\n[cache]\n{}\n[limits]\n{}\n{}\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\ncrl = \"ca.crl\"\n\n[store]\n{}\n[audit]\ndir = \"data/audit\"\n{}\n[cache]\n{}\n[limits]\n{}\n{}{}\n{}\n{}",
             opts.store_toml,
             opts.audit_toml,
             opts.cache_toml,
             opts.limits_toml,
+            console_toml,
             opts.clients_toml,
+            inspector,
             opts.extra_toml
         );
         let config_path = root.join("popgate.toml");
@@ -206,10 +231,18 @@ impl TestGateway {
             }
             (None, false) => (Clock::system(), None),
         };
-        let server = Server::build_with_clock(config, clock)
+        let mut server = Server::build_with_clock(config, clock)
             .await
             .expect("server")
             .with_metrics_listener(metrics_listener);
+        let mut console = None;
+        if opts.console {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind console");
+            console = Some(l.local_addr().expect("console addr"));
+            server = server.with_console_listener(l);
+        }
         let gateway = server.gateway().clone();
         let loader = server.loader().clone();
         let connections = server.connections().clone();
@@ -233,6 +266,7 @@ impl TestGateway {
             loader,
             clock: manual,
             connections,
+            console,
             certs: std::sync::Mutex::new(certs),
             shutdown: Some(tx),
             handle: Some(handle),

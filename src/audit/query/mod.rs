@@ -172,5 +172,29 @@ pub trait Source {
     }
 }
 
+/// Either log, for a reader told only at run time which one it reads (`--dir` or `--db` on
+/// the command line, the audit console of a gateway with either backend): callers hold a
+/// `Log` and never ask which.
+#[derive(Debug)]
+pub enum Log {
+    Files(FileLog),
+    Db(Box<DbLog>),
+}
+
+impl Source for Log {
+    fn fold<F: Fold, E: From<QueryError>>(
+        &self,
+        filter: &Filter,
+        order: Order,
+        fold: &F,
+        merge: impl FnMut(Part<F::Part>) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        match self {
+            Log::Files(l) => l.fold(filter, order, fold, merge),
+            Log::Db(l) => l.fold(filter, order, fold, merge),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
