@@ -149,6 +149,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     follow_ids: u64,
 
+    /// --dev: the audit console over a log of N records (written before the gateway starts,
+    /// in its folder or, with --audit-backend postgres, in the database): each kind of search
+    /// --console-searches times, then the load alone and while an inspector pages.
+    #[arg(long, requires = "dev", group = "scenario", value_name = "N")]
+    console: Option<u64>,
+    /// --console: the days the log's records span, the last one today.
+    #[arg(long, default_value_t = 30)]
+    console_days: u64,
+    /// --console: times each kind of search is asked.
+    #[arg(long, default_value_t = 20)]
+    console_searches: usize,
+
     /// --dev: the same load on one node over sled, then on one over PostgreSQL.
     #[arg(long, requires = "dev", group = "scenario")]
     compare_store: bool,
@@ -366,6 +378,12 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             streams,
             citizens: args.watch_citizens,
             follow_ids: args.follow_ids,
+        })
+    } else if let Some(records) = args.console {
+        Scenario::Console(crate::console::ConsoleOptions {
+            records,
+            days: args.console_days,
+            searches: args.console_searches,
         })
     } else if args.compare_store {
         Scenario::CompareStore

@@ -4,6 +4,8 @@
 //! and with `--dev` runs the real gateway in its own process.
 //!
 //! - [`cli`]: the command line, its options and exit codes;
+//! - [`console`]: `--console`, the audit console's searches over a big log and its effect on
+//!   the gateway;
 //! - [`auditlog`]: a synthetic audit log of any size (files or the database), for timing its
 //!   readers;
 //! - [`load`]: closed loop, open loop (no coordinated omission) and bulk VerifyStream loads,
@@ -23,6 +25,7 @@
 
 pub mod auditlog;
 pub mod cli;
+pub mod console;
 pub mod durable;
 pub mod keys;
 pub mod load;
@@ -140,6 +143,9 @@ pub enum Scenario {
     CompareAuditBackend,
     /// PutCitizen of followed citizens alone, then with WatchChanges streams open.
     Watch(watch::WatchOptions),
+    /// The audit console's searches over a log of N records, and the load alone and while an
+    /// inspector pages.
+    Console(console::ConsoleOptions),
 }
 
 /// Everything a run needs.
@@ -439,6 +445,7 @@ fn run_remote(
         cache_footprint: None,
         pgbench: None,
         watch: None,
+        console: None,
     })
 }
 
@@ -579,6 +586,7 @@ fn plan(opts: &Options, dev: &DevOptions, outside: &Outside) -> Vec<Stage> {
         },
         nodes: dev.nodes,
         shared_url: outside.redis_url.clone(),
+        console: false,
     };
     // The write load is the registry's.
     let ids: Vec<String> = if opts.workload.writes.is_some() {
@@ -630,7 +638,9 @@ fn plan(opts: &Options, dev: &DevOptions, outside: &Outside) -> Vec<Stage> {
         server: StageServer::Gateway(g),
     };
     match &opts.scenario {
-        Scenario::Single | Scenario::Watch(_) => vec![gateway("gateway", base)],
+        Scenario::Single | Scenario::Watch(_) | Scenario::Console(_) => {
+            vec![gateway("gateway", base)]
+        }
         Scenario::CompareStore => vec![
             gateway(
                 "sled",
@@ -826,6 +836,39 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             cache_footprint: None,
             pgbench: run_pgbench(dev, &outside, opts.duration)?,
             watch: Some(figures),
+            console: None,
+        });
+    }
+    if let (Scenario::Console(c), [stage]) = (&opts.scenario, &stages[..]) {
+        let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
+            &stage.server;
+        let store = match &g.store {
+            StoreKind::Sled => {
+                StoreRef::Sled(seed_store(&dir, g.citizens, seed, 0, opts.progress)?)
+            }
+            StoreKind::Postgres { url, .. } => dir.pg_store(url, g.citizens, seed, |_| {})?,
+        };
+        let (phases, comparisons, figures) = console::run(
+            opts,
+            &mut dir,
+            &store,
+            g,
+            dev.server_threads,
+            dev.client_threads,
+            c,
+        )?;
+        return Ok(Report {
+            scenario: scenario_name(&opts.scenario),
+            load: opts.scenario_load_words(),
+            cores,
+            rounds: 2,
+            interleave_secs: None,
+            phases,
+            comparisons,
+            cache_footprint: None,
+            pgbench: None,
+            watch: None,
+            console: Some(figures),
         });
     }
 
@@ -882,6 +925,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             cache_footprint: footprint,
             pgbench: run_pgbench(dev, &outside, opts.duration)?,
             watch: None,
+            console: None,
         });
     }
 
@@ -928,6 +972,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
         cache_footprint: footprint,
         pgbench: run_pgbench(dev, &outside, opts.duration)?,
         watch: None,
+        console: None,
     })
 }
 
@@ -1259,6 +1304,7 @@ pub fn serve(
         store: StoreKind::Sled,
         nodes: 1,
         shared_url: None,
+        console: false,
     };
     let config = dir.stage_configs(&store, &settings)?;
     let mut files = Vec::new();
@@ -1439,6 +1485,10 @@ fn scenario_name(s: &Scenario) -> String {
             w.streams
         ),
         Scenario::CompareAuditBackend => "audit: files vs PostgreSQL".into(),
+        Scenario::Console(c) => format!(
+            "audit console over a log of {} records: searches, and the gateway alone vs while an inspector pages",
+            c.records
+        ),
     }
 }
 
@@ -1447,7 +1497,7 @@ fn compare(s: &Scenario, phases: &[PhaseReport]) -> Vec<Comparison> {
     let pair = |a: &str, b: &str| find(a).zip(find(b));
     let mut out = Vec::new();
     match s {
-        Scenario::Single | Scenario::Watch(_) => {}
+        Scenario::Single | Scenario::Watch(_) | Scenario::Console(_) => {}
         Scenario::Baseline => {
             // Issue 23: the limit of a server that keeps a durable record before each answer,
             // which the gateway is judged against.

@@ -559,6 +559,8 @@ pub struct Report {
     pub pgbench: Option<PgbenchFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<crate::watch::WatchFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<crate::console::ConsoleFigures>,
 }
 
 impl Report {
@@ -751,6 +753,34 @@ impl Report {
                         .map_or("unknown".to_owned(), |b| format!("{b:.0} bytes per id"))
                 );
             }
+        }
+        if let Some(c) = &self.console {
+            let _ = writeln!(
+                s,
+                "\nconsole over the {} log: {} records over {} days, {:.2} GB{}; each search {} times, a new TLS connection each:",
+                c.backend,
+                c.records,
+                c.days,
+                c.log_bytes as f64 / 1e9,
+                if c.log_write_secs > 0.0 {
+                    format!(" (written in {:.0} s)", c.log_write_secs)
+                } else {
+                    String::new()
+                },
+                c.searches.first().map_or(0, |q| q.asked),
+            );
+            for q in &c.searches {
+                let _ = writeln!(
+                    s,
+                    "  {:<18} p50 {:>9.2} ms  p99 {:>9.2} ms  max {:>9.2} ms  ({} bytes; {})",
+                    q.name, q.p50_ms, q.p99_ms, q.max_ms, q.page_bytes, q.example
+                );
+            }
+            let _ = writeln!(
+                s,
+                "pages served to the inspector while the load ran: {}",
+                c.pages_during_load
+            );
         }
         if let Some(p) = &self.pgbench {
             let _ = writeln!(

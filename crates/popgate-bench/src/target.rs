@@ -83,6 +83,8 @@ pub struct GatewaySettings {
     pub nodes: usize,
     /// `[limits] shared_url`: the nodes share each client's rate through this Redis.
     pub shared_url: Option<String>,
+    /// Serve the audit console too (on a port of its own), with an inspector client.
+    pub console: bool,
 }
 
 /// Which store a stage's gateway runs on.
@@ -124,6 +126,8 @@ pub fn store_count(store: &StoreRef) -> Result<u64, BenchError> {
 
 /// The registry client of the write load (`--writes`): role registry, unlimited.
 pub const REGISTRY_CLIENT: &str = "bench-registry";
+/// The inspector (role `inspector`) of a gateway serving its audit console.
+pub const CONSOLE_CLIENT: &str = "bench-inspector";
 
 /// The bench directory: certificates, population stores and one folder per stage. Removed at
 /// the end unless the user gave it (then the stores are kept and reused by the next run).
@@ -378,9 +382,24 @@ impl BenchDir {
             text,
             "\n[[clients]]\nid = {REGISTRY_CLIENT:?}\nkind = \"registry\"\nrole = \"registry\"\nrate_per_sec = 1000000000\nburst = 1000000000\n"
         );
+        if settings.console {
+            let _ = write!(
+                text,
+                "\n[[clients]]\nid = {CONSOLE_CLIENT:?}\nkind = \"ministry\"\nrole = \"inspector\"\nrate_per_sec = 1000\nburst = 1000\n"
+            );
+        }
         let path = dir.join("popgate.toml");
         write(&path, &text)?;
-        Config::load(&path).map_err(|e| BenchError::Setup(e.to_string()))
+        let mut config = Config::load(&path).map_err(|e| BenchError::Setup(e.to_string()))?;
+        if settings.console {
+            // Set after loading: the file's `[console] listen` could not be "any free port"
+            // beside a `[server] listen` that is one too.
+            config.console = Some(popgate::config::ConsoleConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                pubkeys: Vec::new(),
+            });
+        }
+        Ok(config)
     }
 }
 
@@ -396,6 +415,8 @@ pub struct Running {
     durable: Option<Arc<DurableLog>>,
     /// The file audit folders of the gateway nodes, to measure the bytes of their records.
     audit_dirs: Vec<PathBuf>,
+    /// Where each node's audit console listens (nodes serving one).
+    pub console_addrs: Vec<SocketAddr>,
 }
 
 impl Running {
@@ -502,6 +523,7 @@ impl Running {
         self.gateways.extend(other.gateways);
         self.stops.extend(other.stops);
         self.audit_dirs.extend(other.audit_dirs);
+        self.console_addrs.extend(other.console_addrs);
     }
 }
 
@@ -523,14 +545,30 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
         popgate::config::AuditBackend::File => Some(config.audit.dir.clone()),
         _ => None,
     };
+    let console = match &config.console {
+        Some(c) => Some(bind(c.listen)?),
+        None => None,
+    };
+    let console_addrs: Vec<SocketAddr> = console.iter().map(|(_, a)| *a).collect();
     // Built on the server's runtime (the store's connections and tasks live there), waited
     // for on a thread of its own, which works whether or not the caller is inside a runtime.
     let server = std::thread::scope(|s| {
-        s.spawn(|| server_rt.block_on(Server::build(config)))
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        s.spawn(|| {
+            server_rt.block_on(async {
+                let server = Server::build(config).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(match console {
+                    Some((l, _)) => server.with_console_listener(
+                        TcpListener::from_std(l)
+                            .map_err(|e| format!("the console's listener: {e}"))?,
+                    ),
+                    None => server,
+                })
+            })
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
-    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    .map_err(BenchError::Setup)?;
     let gateway = server.gateway().clone();
     let (listener, addr) = bind(listen)?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -555,6 +593,7 @@ pub fn start_gateway(config: Config, server_rt: &Handle) -> Result<Running, Benc
         stops: vec![(tx, task)],
         durable: None,
         audit_dirs: audit_dir.into_iter().collect(),
+        console_addrs,
     })
 }
 
@@ -797,5 +836,6 @@ pub fn start_baseline(
         stops: vec![(tx, task)],
         durable,
         audit_dirs: Vec::new(),
+        console_addrs: Vec::new(),
     })
 }
