@@ -2,6 +2,7 @@
 //! memory, a temporary sled store and audit directory, and mTLS clients for its clients.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod console;
 pub mod pg;
 pub mod redis;
