@@ -158,9 +158,33 @@ async fn operators_and_inspectors_get_in_agencies_get_403_and_no_certificate_no_
         Ok(p) => assert_eq!(p.status, 403, "{}", p.body),
         Err(_refused_at_handshake) => {}
     }
+    // Each refusal is audited as denied, with the reason; the bare form shows nothing from the
+    // log and is not audited.
+    let recs = console_records(&gw);
+    assert!(recs.iter().all(|r| r["outcome"] == "denied"), "{recs:?}");
+    let by = |who: &str| recs.iter().filter(|r| r["client"] == who).count();
+    assert_eq!(
+        (
+            by("telecom"),
+            by("ministry"),
+            by("registry"),
+            by("stranger")
+        ),
+        (2, 1, 1, 1),
+        "{recs:?}"
+    );
+    let r = recs.iter().find(|r| r["client"] == "registry").unwrap();
+    assert_eq!(r["purpose"], "/?client=ministry");
     assert!(
-        console_records(&gw).is_empty(),
-        "refusals and the bare form show no records"
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has role \"registry\""),
+        "{r}"
+    );
+    assert_eq!(
+        r["cert_sha256"],
+        fingerprint(&gw.cert("registry").cert_pem).as_str()
     );
 }
 
