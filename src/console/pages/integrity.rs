@@ -26,7 +26,7 @@ pin the chain's head.</p>",
     };
     let _ = write!(
         out,
-        "<h2>{} check</h2><p>Run at {} UTC by {}.</p>",
+        "<h2>{} check</h2><p>Run at {} by {}.</p>",
         if just_now { "This" } else { "Last" },
         esc(&v.at),
         esc(&v.by)
