@@ -597,6 +597,8 @@ async fn verify_now_shows_an_intact_log_then_the_edited_record() {
     let p = gw.console_get("inspector", "/integrity").await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(p.body.contains("data-state=\"unverified\""), "{}", p.body);
+    // The newest checkpoint is shown on every visit, its signature checked with the key.
+    assert!(p.body.contains("data-signature=\"valid\""), "{}", p.body);
     assert!(p.body.contains("action=\"/integrity/verify\""));
 
     let last = audit_records(&gw.audit_dir()).last().unwrap()["seq"]
@@ -876,6 +878,11 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
     let p = gw.console_post("inspector", "/integrity/verify").await;
     assert!(p.body.contains("data-state=\"intact\""), "{}", p.body);
     assert!(p.body.contains("node gw-1"), "{}", p.body);
+    assert!(
+        p.body.contains("data-signature=\"unsigned\""),
+        "no signing key, unsigned checkpoints: {}",
+        p.body
+    );
 
     // The console's own records are in the table, with the rest of the chain.
     let console: u64 =

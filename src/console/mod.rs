@@ -47,7 +47,7 @@ use crate::identity::Peer;
 use crate::policy::truncate;
 
 pub use http::serve;
-pub use log::{Integrity, LogAt};
+pub use log::{Integrity, LatestCheckpoint, LogAt, Signature};
 
 /// Why the console cannot start.
 #[derive(Debug, Error)]
@@ -141,6 +141,15 @@ impl Console {
             *last = Some(v.clone());
         }
         v
+    }
+
+    /// The newest checkpoint of each chain, signatures judged by `[console] pubkeys`.
+    async fn latest_checkpoints(&self) -> Result<Vec<LatestCheckpoint>, String> {
+        let _turn = self.scans.acquire().await;
+        let (at, keys) = (self.log.clone(), self.pubkeys.clone());
+        tokio::task::spawn_blocking(move || at.latest_checkpoints(&keys))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the checkpoints stopped: {e}")))
     }
 
     fn last_verified(&self) -> Option<Verified> {

@@ -311,12 +311,14 @@ async fn show(
         Route::Integrity => {
             params::none(query)?;
             let last = console.last_verified();
+            let latest = console.latest_checkpoints().await;
             Ok(Shown {
                 reply: html(
                     "Integrity",
                     pages::integrity::render(
                         console.log.describe(),
                         console.pubkeys.len(),
+                        &latest,
                         last.as_ref(),
                         false,
                     ),
@@ -328,12 +330,14 @@ async fn show(
         Route::Verify => {
             params::none(query)?;
             let v = console.verify(&viewer.id).await;
+            let latest = console.latest_checkpoints().await;
             Ok(Shown {
                 reply: html(
                     "Integrity",
                     pages::integrity::render(
                         console.log.describe(),
                         console.pubkeys.len(),
+                        &latest,
                         Some(&v),
                         true,
                     ),
