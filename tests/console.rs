@@ -158,9 +158,33 @@ async fn operators_and_inspectors_get_in_agencies_get_403_and_no_certificate_no_
         Ok(p) => assert_eq!(p.status, 403, "{}", p.body),
         Err(_refused_at_handshake) => {}
     }
+    // Each refusal is audited as denied, with the reason; the bare form shows nothing from the
+    // log and is not audited.
+    let recs = console_records(&gw);
+    assert!(recs.iter().all(|r| r["outcome"] == "denied"), "{recs:?}");
+    let by = |who: &str| recs.iter().filter(|r| r["client"] == who).count();
+    assert_eq!(
+        (
+            by("telecom"),
+            by("ministry"),
+            by("registry"),
+            by("stranger")
+        ),
+        (2, 1, 1, 1),
+        "{recs:?}"
+    );
+    let r = recs.iter().find(|r| r["client"] == "registry").unwrap();
+    assert_eq!(r["purpose"], "/?client=ministry");
     assert!(
-        console_records(&gw).is_empty(),
-        "refusals and the bare form show no records"
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has role \"registry\""),
+        "{r}"
+    );
+    assert_eq!(
+        r["cert_sha256"],
+        fingerprint(&gw.cert("registry").cert_pem).as_str()
     );
 }
 
@@ -573,6 +597,8 @@ async fn verify_now_shows_an_intact_log_then_the_edited_record() {
     let p = gw.console_get("inspector", "/integrity").await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(p.body.contains("data-state=\"unverified\""), "{}", p.body);
+    // The newest checkpoint is shown on every visit, its signature checked with the key.
+    assert!(p.body.contains("data-signature=\"valid\""), "{}", p.body);
     assert!(p.body.contains("action=\"/integrity/verify\""));
 
     let last = audit_records(&gw.audit_dir()).last().unwrap()["seq"]
@@ -852,6 +878,11 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
     let p = gw.console_post("inspector", "/integrity/verify").await;
     assert!(p.body.contains("data-state=\"intact\""), "{}", p.body);
     assert!(p.body.contains("node gw-1"), "{}", p.body);
+    assert!(
+        p.body.contains("data-signature=\"unsigned\""),
+        "no signing key, unsigned checkpoints: {}",
+        p.body
+    );
 
     // The console's own records are in the table, with the rest of the chain.
     let console: u64 =

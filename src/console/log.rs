@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::audit::chain::to_hex;
-use crate::audit::checkpoint::PublicKey;
+use crate::audit::checkpoint::{self, Checkpoint, PublicKey};
 use crate::audit::query::{DbLog, FileLog, Log, QueryError};
 use crate::audit::verify::{VerifyOptions, verify};
 use crate::audit::{db_read, verify_db};
@@ -35,7 +35,107 @@ pub struct Integrity {
     pub notes: Vec<String>,
 }
 
+/// The newest checkpoint of one chain, as the log holds it (not a verification: the chain up
+/// to it is not read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestCheckpoint {
+    /// The node, in a cluster's database; empty for a file log.
+    pub chain: String,
+    pub seq: u64,
+    pub ts: String,
+    pub signature: Signature,
+}
+
+/// What a checkpoint's signature is, by the keys the console was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Verifies with one of `[console] pubkeys`.
+    Valid,
+    /// Verifies with none of them.
+    Invalid,
+    /// The checkpoint carries none (no `[audit] signing_key`).
+    Unsigned,
+    /// Signed, but no keys were given to check it with.
+    Unchecked,
+}
+
+impl Signature {
+    pub fn of(cp: &Checkpoint, pubkeys: &[PublicKey]) -> Signature {
+        match (&cp.sig, pubkeys.is_empty()) {
+            (None, _) => Signature::Unsigned,
+            (Some(_), true) => Signature::Unchecked,
+            (Some(_), false) if pubkeys.iter().any(|k| k.verifies(cp)) => Signature::Valid,
+            (Some(_), false) => Signature::Invalid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signature::Valid => "valid",
+            Signature::Invalid => "invalid",
+            Signature::Unsigned => "unsigned",
+            Signature::Unchecked => "unchecked",
+        }
+    }
+}
+
 impl LogAt {
+    /// The newest checkpoint of each chain, with its signature judged (blocking). Cheap: one
+    /// file or one indexed query, so the integrity page shows it on every visit.
+    pub fn latest_checkpoints(
+        &self,
+        pubkeys: &[PublicKey],
+    ) -> Result<Vec<LatestCheckpoint>, String> {
+        let latest = |chain: String, cp: Checkpoint| LatestCheckpoint {
+            chain,
+            seq: cp.seq,
+            ts: cp.ts.clone(),
+            signature: Signature::of(&cp, pubkeys),
+        };
+        match self {
+            LogAt::Files(dir) => {
+                let file = checkpoint::read_file(&dir.join(checkpoint::CHECKPOINT_FILE))
+                    .map_err(|e| format!("reading {}: {e}", checkpoint::CHECKPOINT_FILE))?;
+                Ok(file
+                    .lines
+                    .into_iter()
+                    .rev()
+                    .find_map(|l| l.parsed.ok())
+                    .map(|cp| latest(String::new(), cp))
+                    .into_iter()
+                    .collect())
+            }
+            LogAt::Db(url) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("no async runtime: {e}"))?;
+                let rows = runtime
+                    .block_on(async {
+                        let client = db_read::connect(url).await?;
+                        client
+                            .query(
+                                "SELECT DISTINCT ON (node) node, line FROM audit_checkpoints ORDER BY node, seq DESC",
+                                &[],
+                            )
+                            .await
+                            .map_err(|e| db_read::DbReadError::Read(e.to_string()))
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| {
+                        let node: String = row.get(0);
+                        let line: String = row.get(1);
+                        Checkpoint::parse(line.as_bytes())
+                            .ok()
+                            .map(|cp| latest(node, cp))
+                    })
+                    .collect())
+            }
+        }
+    }
+
     pub fn from_config(config: &Config) -> Result<LogAt, String> {
         match config.audit.backend {
             AuditBackend::File => Ok(LogAt::Files(config.audit.dir.clone())),
@@ -129,5 +229,37 @@ impl LogAt {
             LogAt::Files(_) => "JSON Lines files under [audit] dir",
             LogAt::Db(_) => "the audit_log table of the cluster's database (every node)",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::checkpoint::{Signer, generate_signing_key};
+
+    #[test]
+    fn a_checkpoints_signature_is_judged_by_the_keys_given() {
+        let (pem, pub_hex) = generate_signing_key().unwrap();
+        let (_, other_hex) = generate_signing_key().unwrap();
+        let signer = Signer::from_pem(pem.as_bytes()).unwrap();
+        let key = PublicKey::from_hex(&pub_hex).unwrap();
+        let other = PublicKey::from_hex(&other_hex).unwrap();
+        let hash = "ab".repeat(32);
+        let ts = "2026-12-02T06:00:00.000000Z";
+        let mut cp = Checkpoint {
+            seq: 7,
+            hash: hash.clone(),
+            ts: ts.into(),
+            sig: Some(signer.sign(7, &hash, ts)),
+        };
+        assert_eq!(
+            Signature::of(&cp, std::slice::from_ref(&key)),
+            Signature::Valid
+        );
+        assert_eq!(Signature::of(&cp, &[other.clone(), key]), Signature::Valid);
+        assert_eq!(Signature::of(&cp, &[other]), Signature::Invalid);
+        assert_eq!(Signature::of(&cp, &[]), Signature::Unchecked);
+        cp.sig = None;
+        assert_eq!(Signature::of(&cp, &[]), Signature::Unsigned);
     }
 }

@@ -18,8 +18,8 @@
 //!   (files or the database, whichever the gateway writes) and its verification; no page
 //!   knows which backend it reads.
 //!
-//! It reads the log and writes only its own audit records (method `Console`), through the
-//! gateway's audit sink, so they join the one chain. It shows nothing the log does not hold:
+//! It reads the log and writes only its own audit records (method `Console`: a page shown, or
+//! a viewer refused), through the gateway's audit sink, so they join the one chain. It shows nothing the log does not hold:
 //! no personal data beyond `citizen_id`.
 
 mod csv;
@@ -43,9 +43,11 @@ use crate::audit::query::{Log, QueryError};
 use crate::audit::{AuditEvent, Outcome};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::identity::Peer;
+use crate::policy::truncate;
 
 pub use http::serve;
-pub use log::{Integrity, LogAt};
+pub use log::{Integrity, LatestCheckpoint, LogAt, Signature};
 
 /// Why the console cannot start.
 #[derive(Debug, Error)]
@@ -141,6 +143,15 @@ impl Console {
         v
     }
 
+    /// The newest checkpoint of each chain, signatures judged by `[console] pubkeys`.
+    async fn latest_checkpoints(&self) -> Result<Vec<LatestCheckpoint>, String> {
+        let _turn = self.scans.acquire().await;
+        let (at, keys) = (self.log.clone(), self.pubkeys.clone());
+        tokio::task::spawn_blocking(move || at.latest_checkpoints(&keys))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the checkpoints stopped: {e}")))
+    }
+
     fn last_verified(&self) -> Option<Verified> {
         self.last_verified.lock().ok().and_then(|l| l.clone())
     }
@@ -173,6 +184,49 @@ impl Console {
         self.gateway.audit_sink().append(ev).await
     }
 }
+
+impl Console {
+    /// Writes the record of a refused viewer (outcome `denied`, the reason), as a gRPC call
+    /// outside its role is audited. Refusals are held to a rate, or anyone with a certificate
+    /// from the CA could write records as fast as it can ask: the client's own for a configured
+    /// client, one shared by all unknown names; past it, or when the log cannot take it, the
+    /// refusal is only logged. The answer is a 403 either way.
+    async fn audit_refusal(&self, peer: &Arc<Peer>, target: &str, why: &str, started: Instant) {
+        let cn = peer.common_name.as_deref().unwrap_or("");
+        let limits = self.gateway.limits();
+        let known = self.gateway.policy().clients().any(|c| *c.id == *cn);
+        let limit = known
+            .then(|| limits.client(cn))
+            .flatten()
+            .unwrap_or_else(|| limits.unknown());
+        if limit.admit().await.is_err() {
+            tracing::info!(peer = %peer.addr, "console: refused viewer over its rate, not audited");
+            return;
+        }
+        let ev = AuditEvent {
+            client: truncate(cn, MAX_ECHO).into(),
+            cert_sha256: peer.cert_sha256.clone(),
+            peer: peer.addr_text.clone(),
+            method: CONSOLE_METHOD,
+            citizen_id: None,
+            fields: Vec::new(),
+            purpose: truncate(target, MAX_ECHO).to_owned(),
+            request_id: String::new(),
+            outcome: Outcome::Denied,
+            reused: false,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            count: None,
+            reason: Some(why.to_owned()),
+        };
+        if let Err(e) = self.gateway.audit_sink().append(ev).await {
+            tracing::warn!(error = %e, "console: could not audit a refused viewer");
+        }
+    }
+}
+
+/// The longest client id or page a refusal's record repeats (what a refused caller sent is
+/// not validated).
+const MAX_ECHO: usize = 128;
 
 /// The `method` of the console's audit records.
 pub const CONSOLE_METHOD: &str = "Console";

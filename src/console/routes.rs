@@ -122,7 +122,12 @@ pub async fn handle(console: &Arc<Console>, peer: &Arc<Peer>, req: Request<'_>) 
     let started = Instant::now();
     let viewer = match viewer::admit(&console.gateway.policy(), peer) {
         Ok(v) => v,
-        Err(why) => return Reply::error(403, "Forbidden", &why, None),
+        Err(why) => {
+            console
+                .audit_refusal(peer, &target(req.path, req.query), &why, started)
+                .await;
+            return Reply::error(403, "Forbidden", &why, None);
+        }
     };
     // The viewer's own rate (`rate_per_sec`, `burst`), as for its gRPC calls: the console
     // reads the log with the gateway's CPU.
@@ -306,12 +311,14 @@ async fn show(
         Route::Integrity => {
             params::none(query)?;
             let last = console.last_verified();
+            let latest = console.latest_checkpoints().await;
             Ok(Shown {
                 reply: html(
                     "Integrity",
                     pages::integrity::render(
                         console.log.describe(),
                         console.pubkeys.len(),
+                        &latest,
                         last.as_ref(),
                         false,
                     ),
@@ -323,12 +330,14 @@ async fn show(
         Route::Verify => {
             params::none(query)?;
             let v = console.verify(&viewer.id).await;
+            let latest = console.latest_checkpoints().await;
             Ok(Shown {
                 reply: html(
                     "Integrity",
                     pages::integrity::render(
                         console.log.describe(),
                         console.pubkeys.len(),
+                        &latest,
                         Some(&v),
                         true,
                     ),

@@ -34,11 +34,13 @@ const HEIGHT: f64 = 180.0;
 const LEFT: f64 = 48.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
+const MIN_WIDTH: f64 = 320.0;
 
 /// Bars per day, the series stacked in order; `id` names the chart (`data-chart`).
 pub fn bars(id: &str, title: &str, days: &[String], series: &[Series<'_>], unit: Unit) -> String {
     let step = (560.0 / days.len().max(1) as f64).clamp(8.0, 48.0);
-    let width = LEFT + step * days.len().max(1) as f64 + 16.0;
+    // Wide enough for the legend's names however few the days.
+    let width = (LEFT + step * days.len().max(1) as f64 + 16.0).max(MIN_WIDTH);
     let legend_h = 18.0 * series.len() as f64;
     let total_h = TOP + HEIGHT + BOTTOM + legend_h;
     let top_value = (0..days.len())

@@ -1,6 +1,10 @@
 //! Calling the audit console over real HTTPS, as a browser would: TLS with (or without) a
 //! client certificate from the test CA, one HTTP/1.1 request per connection. For a gateway
 //! started with [`super::Options::console`] (or [`super::TestGateway::start_with_console`]).
+//!
+//! For a browser: [`TestGateway::console_url`] is the address, [`TestGateway::client_cert_files`]
+//! writes a client's certificate and key as PEM beside `ca.pem`, and the pages' stable hooks
+//! (ids and `data-` attributes) are listed in `src/console/pages/mod.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

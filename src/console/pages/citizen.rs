@@ -26,7 +26,7 @@ pub fn render(
     let mut out = format!(
         "<h1>Access report: citizen {c}</h1>\
 <p>Every call about citizen <strong>{c}</strong> in the audit log, newest first: who (the client, by certificate), \
-when, which fields were released, checked or written, and the purpose it stated. Period: {p}. Generated {g} UTC.</p>",
+when, which fields were released, checked or written, and the purpose it stated. Period: {p}. Generated {g}.</p>",
         c = esc(citizen),
         p = esc(&period(range)),
         g = esc(generated)

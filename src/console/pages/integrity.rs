@@ -4,10 +4,16 @@
 
 use std::fmt::Write as _;
 
-use super::super::Verified;
 use super::super::html::{count, esc};
+use super::super::{LatestCheckpoint, Signature, Verified};
 
-pub fn render(log: &str, pubkeys: usize, last: Option<&Verified>, just_now: bool) -> String {
+pub fn render(
+    log: &str,
+    pubkeys: usize,
+    latest: &Result<Vec<LatestCheckpoint>, String>,
+    last: Option<&Verified>,
+    just_now: bool,
+) -> String {
     let mut out = format!(
         "<h1>Integrity of the audit log</h1><p>The log: {}. Each record's hash covers the one before it, \
 so editing, deleting, inserting or reordering a record breaks the chain from there on; signed checkpoints \
@@ -18,6 +24,7 @@ pin the chain's head.</p>",
         "<form method=\"post\" action=\"/integrity/verify\"><button type=\"submit\" id=\"verify\">Verify now</button> \
 <span class=\"muted\">reads the whole log: the same check as <code>popgate audit verify</code></span></form>",
     );
+    out.push_str(&checkpoints(latest, pubkeys));
     let Some(v) = last else {
         out.push_str(
             "<p id=\"state\" data-state=\"unverified\">Not verified since the gateway started.</p>",
@@ -26,7 +33,7 @@ pin the chain's head.</p>",
     };
     let _ = write!(
         out,
-        "<h2>{} check</h2><p>Run at {} UTC by {}.</p>",
+        "<h2>{} check</h2><p>Run at {} by {}.</p>",
         if just_now { "This" } else { "Last" },
         esc(&v.at),
         esc(&v.by)
@@ -93,5 +100,54 @@ pin the chain's head.</p>",
             }
         }
     }
+    out
+}
+
+/// The newest checkpoint of each chain and its signature, read on every visit (no scan).
+fn checkpoints(latest: &Result<Vec<LatestCheckpoint>, String>, pubkeys: usize) -> String {
+    let mut out = String::from("<h2>Latest checkpoints</h2>");
+    let list = match latest {
+        Err(e) => {
+            let _ = write!(
+                out,
+                "<p class=\"bad\">The checkpoints cannot be read: {}</p>",
+                esc(e)
+            );
+            return out;
+        }
+        Ok(l) if l.is_empty() => {
+            out.push_str("<p id=\"latest\" data-latest=\"none\">No checkpoint yet.</p>");
+            return out;
+        }
+        Ok(l) => l,
+    };
+    out.push_str(
+        "<table id=\"latest\"><tr><th>chain</th><th>seq</th><th>time (UTC)</th><th>signature</th></tr>",
+    );
+    for cp in list {
+        let said = match cp.signature {
+            Signature::Valid => "valid".to_owned(),
+            Signature::Invalid => format!(
+                "<strong>does not verify</strong> with the {pubkeys} key(s) of [console] pubkeys"
+            ),
+            Signature::Unsigned => "none: [audit] signing_key is not set".to_owned(),
+            Signature::Unchecked => {
+                "not checked: list the audit public keys in [console] pubkeys".to_owned()
+            }
+        };
+        let chain = if cp.chain.is_empty() {
+            "this gateway".to_owned()
+        } else {
+            esc(&format!("node {}", cp.chain))
+        };
+        let _ = write!(
+            out,
+            "<tr data-checkpoint=\"{seq}\" data-signature=\"{}\"><td>{chain}</td><td class=\"n\">{seq}</td><td>{}</td><td>{said}</td></tr>",
+            cp.signature.as_str(),
+            esc(&cp.ts),
+            seq = cp.seq,
+        );
+    }
+    out.push_str("</table>");
     out
 }

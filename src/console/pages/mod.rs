@@ -1,5 +1,14 @@
 //! One file per page; each turns what was read from the log into the page's HTML and does
 //! nothing else (no I/O, no request parsing). Shared here: how a record is shown in a table.
+//!
+//! Hooks that tests (and a browser driving the pages) rely on, kept stable: the results table
+//! `#records` with a row `tr[data-seq]` per record (its chain position); `#summary[data-count]`
+//! (how many records a search page or a report shows); the CSV link `#csv`; the charts
+//! `svg[data-chart=calls|refused|reuse]`, each bar a `rect[data-day][data-series][data-value]`;
+//! the totals `td[data-total=calls|ok|denied|…|reuse_rate]`; on the integrity page the button
+//! `#verify`, `#state[data-state=unverified|intact|broken|failed]`, `#problems li`,
+//! `td[data-head]` (the last verified seq) and `#checkpoints[data-checkpoints][data-signatures]`;
+//! on an error page `#error`.
 
 pub mod citizen;
 pub mod client;
