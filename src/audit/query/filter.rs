@@ -101,6 +101,12 @@ impl TimeRange {
     pub fn is_past_end(&self, ts: &str) -> bool {
         self.until.as_ref().is_some_and(|u| ts >= u.as_str())
     }
+
+    /// Whether a record at `ts` is before the range begins, and so is every record before it
+    /// (`ts` never decreases along the log): a reader going back from the newest end stops.
+    pub fn is_before_start(&self, ts: &str) -> bool {
+        self.since.as_ref().is_some_and(|s| ts < s.as_str())
+    }
 }
 
 /// Which records to select: every filter set must hold. Plain data, so a caller builds it
@@ -213,5 +219,10 @@ impl<'a> Matcher<'a> {
     /// Whether nothing from `r` on can match (see [`TimeRange::is_past_end`]).
     pub fn past_end(&self, r: &Record<'_>) -> bool {
         self.filter.range.is_past_end(&r.ts)
+    }
+
+    /// Whether nothing from `r` back can match (see [`TimeRange::is_before_start`]).
+    pub fn before_start(&self, r: &Record<'_>) -> bool {
+        self.filter.range.is_before_start(&r.ts)
     }
 }

@@ -558,6 +558,17 @@ fn lines_that_are_not_records_are_skipped_and_counted() {
         })
         .unwrap();
     assert_eq!((mof.records, mof.skipped.count), (10, 0));
+    // A page, read backwards from the newest end, skips the same lines and the torn one.
+    let p = log.page(&Filter::default(), 0, 100, |r, _| r.seq).unwrap();
+    assert_eq!(p.records, (1..=30).rev().collect::<Vec<u64>>());
+    assert_eq!(p.skipped.count, 12);
+    assert!(
+        p.skipped.first[0]
+            .at
+            .starts_with(&format!("{} byte ", second.name())),
+        "{}",
+        p.skipped.first[0]
+    );
 }
 
 #[test]
