@@ -706,6 +706,11 @@ async fn bad_parameters_get_400_naming_them_and_every_answer_carries_the_securit
         .unwrap();
     assert_eq!(p.status, 405);
     assert_eq!(p.header("allow"), Some("GET, HEAD"));
+    let head = gw
+        .console_request(Some("inspector"), "HEAD", "/?client=ministry", &[])
+        .await
+        .unwrap();
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
     let p = gw.console_get("inspector", "/integrity/verify").await;
     assert_eq!(p.status, 405);
     assert_eq!(p.header("allow"), Some("POST"));
