@@ -207,7 +207,37 @@ fn check_config_accepts_a_good_config_and_names_the_key_of_a_bad_one() {
             ),
             "server.pem",
         ),
+        (
+            base.replace(
+                "[store]",
+                "[console]\nlisten = \"127.0.0.1:9443\"\nport = 1\n[store]",
+            ),
+            "port",
+        ),
+        (
+            base.replace("[store]", "[console]\nlisten = \"127.0.0.1:7443\"\n[store]"),
+            "console.listen",
+        ),
+        (
+            base.replace(
+                "[store]",
+                "[console]\nlisten = \"127.0.0.1:9443\"\npubkeys = [\"certs/ca.pem\"]\n[store]",
+            ),
+            "console.pubkeys[0]",
+        ),
     ];
+    let console = base.replace("[store]", "[console]\nlisten = \"127.0.0.1:9443\"\n[store]");
+    let out = check(&console);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("; console 127.0.0.1:9443)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for (text, key) in cases {
         let out = check(&text);
         let err = String::from_utf8_lossy(&out.stderr);

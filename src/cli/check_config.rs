@@ -23,8 +23,13 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     if let Some(key) = &config.audit.signing_key {
         crate::audit::checkpoint::Signer::from_pem_file(key)?;
     }
+    let console = config
+        .console
+        .as_ref()
+        .map(|c| format!("; console {}", c.listen))
+        .unwrap_or_default();
     println!(
-        "{}: ok ({} clients; listen {})",
+        "{}: ok ({} clients; listen {}{console})",
         args.config.display(),
         config.clients.len(),
         config.server.listen

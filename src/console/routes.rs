@@ -11,7 +11,7 @@ use super::pages;
 use super::params::{self, BadParam, PAGE_SIZE};
 use super::viewer::{self, Viewer};
 use super::{Console, now_text};
-use crate::audit::query::{Source, owned};
+use crate::audit::query::{Filter, Source, owned};
 use crate::identity::Peer;
 
 /// A request as the routes see it (the http layer's own types stay there).
@@ -267,14 +267,14 @@ async fn show(
             };
             Ok(Shown {
                 reply,
-                target: Some(target(path, query)),
+                target: Some(target(path, &params::canonical(&Filter::range(range), 1))),
                 citizen: Some(id),
             })
         }
         Route::Client(id) => {
             let id = params::client_id("id", id)?;
             let range = params::time_range(query)?;
-            let filter = crate::audit::query::Filter {
+            let filter = Filter {
                 range: range.clone(),
                 client: Some(id.clone()),
                 ..Default::default()
@@ -304,7 +304,7 @@ async fn show(
                     &format!("Client {id}"),
                     pages::client::render(&id, &range, &days),
                 ),
-                target: Some(target(path, query)),
+                target: Some(target(path, &params::canonical(&Filter::range(range), 1))),
                 citizen: None,
             })
         }
