@@ -332,8 +332,14 @@ impl Browser {
     pub async fn screenshot_page(&self) -> Vec<u8> {
         let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await;
         let size = &metrics["cssContentSize"];
+        // The capture lays the page out without a scrollbar, so at the window's whole width
+        // (`innerWidth`), which is wider than the content measured beside the scrollbar.
+        let window = self.execute("return window.innerWidth;", vec![]).await;
         let (width, height) = (
-            size["width"].as_f64().expect("content width"),
+            size["width"]
+                .as_f64()
+                .expect("content width")
+                .max(window.as_f64().expect("innerWidth")),
             size["height"].as_f64().expect("content height"),
         );
         let params = json!({
