@@ -91,7 +91,9 @@ impl Browser {
         let home = dir.path().join("home");
         let profile = dir.path().join("profile");
         nss_database(&home, ca_pem, identity);
-        auto_select_certificates(&profile);
+        let downloads = dir.path().join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads dir");
+        preferences(&profile, &downloads);
 
         let mut driver = Command::new(CHROMEDRIVER)
             .arg("--port=0")
@@ -295,7 +297,11 @@ impl Browser {
     }
 
     /// Fetches `url` (relative to the current page) with the page's `fetch()`: the browser's
-    /// own TLS session and client certificate, as a download link would use them.
+    /// own TLS session and client certificate, as a download link would use them. A page
+    /// whose Content-Security-Policy allows no connection (`default-src 'none'`, as the audit
+    /// console's) refuses it (`Err("TypeError: Failed to fetch")`) unless the test has called
+    /// [`Browser::bypass_csp`]; a download link is followed with a click and
+    /// [`Browser::downloaded`] instead.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, String> {
         let script = "const [url, done] = arguments;
             fetch(url, { credentials: 'include' })
@@ -318,6 +324,66 @@ impl Browser {
     pub async fn screenshot(&self) -> Vec<u8> {
         let encoded = string(self.expect("GET", "/screenshot", None).await);
         base64_decode(&encoded)
+    }
+
+    /// A PNG of the whole page, beyond the viewport: the document's full height at the
+    /// window's width (Chrome DevTools' `Page.captureScreenshot` with a clip of the content
+    /// size, through chromedriver), for screenshots of pages longer than the window.
+    pub async fn screenshot_page(&self) -> Vec<u8> {
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await;
+        let size = &metrics["cssContentSize"];
+        // The capture lays the page out without a scrollbar, so at the window's whole width
+        // (`innerWidth`), which is wider than the content measured beside the scrollbar.
+        let window = self.execute("return window.innerWidth;", vec![]).await;
+        let (width, height) = (
+            size["width"]
+                .as_f64()
+                .expect("content width")
+                .max(window.as_f64().expect("innerWidth")),
+            size["height"].as_f64().expect("content height"),
+        );
+        let params = json!({
+            "format": "png",
+            "captureBeyondViewport": true,
+            "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 },
+        });
+        let shot = self.cdp("Page.captureScreenshot", params).await;
+        base64_decode(shot["data"].as_str().expect("screenshot data"))
+    }
+
+    /// Stops enforcing the pages' Content-Security-Policy from the next page loaded on, so
+    /// that [`Browser::fetch`] can read a response's status and headers from a page that
+    /// allows no script connection. Only for that: what the policy forbids is a test too.
+    pub async fn bypass_csp(&self) {
+        self.cdp("Page.setBypassCSP", json!({ "enabled": true }))
+            .await;
+    }
+
+    /// One Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let body = json!({ "cmd": cmd, "params": params });
+        self.expect("POST", "/goog/cdp/execute", Some(body)).await
+    }
+
+    /// Waits until the browser has saved a download named `name` (as the server's
+    /// `Content-Disposition` or the link's `download` attribute named it) and returns its
+    /// bytes. Chromium writes a `.crdownload` file and renames it once complete.
+    pub async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.dir.path().join("downloads").join(name);
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                return bytes;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let saved: Vec<_> = std::fs::read_dir(path.parent().expect("downloads"))
+                    .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                    .unwrap_or_default();
+                panic!("no download {name} in {COMMAND_TIMEOUT:?}; saved: {saved:?}");
+            }
+            // The download runs in the browser; this only spaces out the checks.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Where this browser keeps its files (for a test that writes a screenshot beside them).
@@ -501,9 +567,10 @@ fn nss_database(home: &Path, ca_pem: &str, identity: Option<&CertPair>) {
     }
 }
 
-/// The profile's `auto_select_certificate` content setting: present the one certificate
-/// that fits the server's request without asking.
-fn auto_select_certificates(profile: &Path) {
+/// The profile's preferences: the `auto_select_certificate` content setting (present the one
+/// certificate that fits the server's request without asking), and downloads saved in
+/// `downloads` without a dialog.
+fn preferences(profile: &Path, downloads: &Path) {
     let default = profile.join("Default");
     std::fs::create_dir_all(&default).expect("profile dir");
     let exceptions: serde_json::Map<String, Value> = AUTO_SELECT_FOR
@@ -518,7 +585,8 @@ fn auto_select_certificates(profile: &Path) {
     let preferences = json!({
         "profile": { "content_settings": { "exceptions": {
             "auto_select_certificate": exceptions
-        } } }
+        } } },
+        "download": { "default_directory": downloads, "prompt_for_download": false },
     });
     std::fs::write(default.join("Preferences"), preferences.to_string()).expect("Preferences");
 }
