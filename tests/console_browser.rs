@@ -864,14 +864,11 @@ async fn the_integrity_page_shows_the_checkpoints_and_the_last_check_in_the_brow
     );
 }
 
-/// "Verify now" clicked in the browser. Ignored while the console refuses it: Chromium posts
-/// the form with `Origin: null` (its network log shows it), as the Fetch standard has a
-/// browser do for a navigation's POST under the console's own `Referrer-Policy:
-/// no-referrer`, and the console takes a null origin for another site's (403 "The check is
-/// run from the console's own integrity page"). `Sec-Fetch-Site` is the header that tells
-/// the console's own page from another site's here.
+/// "Verify now" clicked in the browser. Chromium posts the form with `Origin: null`, as the
+/// Fetch standard has a browser do for a navigation's POST under the console's own
+/// `Referrer-Policy: no-referrer`; its `Sec-Fetch-Site: same-origin` is what tells the
+/// console's own page from another site's.
 #[tokio::test]
-#[ignore = "the console answers a browser's Verify now with 403 (Origin: null under Referrer-Policy: no-referrer)"]
 async fn verify_now_clicked_in_the_browser_runs_the_check() {
     let (gw, _keys) = signing_gateway().await;
     fill_log(&gw).await;

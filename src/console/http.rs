@@ -114,18 +114,19 @@ async fn connection(
 /// Whether a browser says the request was made by another site.
 fn cross_site(req: &Request<Incoming>) -> bool {
     let h = req.headers();
-    let fetch_site = h
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|s| s != "same-origin" && s != "none");
+    // A browser that sends Sec-Fetch-Site says where the request came from, and is believed:
+    // with `Referrer-Policy: no-referrer` (every page's) it posts the console's own form with
+    // `Origin: null`, so the origin cannot tell a same-site form from a foreign one.
+    if let Some(site) = h.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
     let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let foreign_origin = match (origin, host) {
+    match (origin, host) {
         (Some(o), Some(host)) => o != format!("https://{host}"),
         (Some(_), None) => true,
         (None, _) => false,
-    };
-    fetch_site || foreign_origin
+    }
 }
 
 async fn answer(
