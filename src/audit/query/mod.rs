@@ -194,6 +194,20 @@ impl Source for Log {
             Log::Db(l) => l.fold(filter, order, fold, merge),
         }
     }
+
+    // Each log's own way to a page (files read backwards, the database's ORDER BY … LIMIT).
+    fn page<T>(
+        &self,
+        filter: &Filter,
+        offset: u64,
+        limit: u64,
+        map: impl FnMut(&Record<'_>, &[u8]) -> T,
+    ) -> Result<Page<T>, QueryError> {
+        match self {
+            Log::Files(l) => l.page(filter, offset, limit, map),
+            Log::Db(l) => l.page(filter, offset, limit, map),
+        }
+    }
 }
 
 #[cfg(test)]
