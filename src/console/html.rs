@@ -33,7 +33,9 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.9em}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#eef2f6}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 form.search{display:grid;grid-template-columns:repeat(auto-fill,minmax(14em,1fr));gap:.5em;margin-bottom:1em}\
+form.noprint{display:flex;flex-wrap:wrap;gap:.5em;align-items:end;margin-bottom:1em}\
 label{display:flex;flex-direction:column;font-size:.85em}\
+td.nw{white-space:nowrap}\
 .error{border-left:4px solid #b00020;padding:.5em 1em;background:#fdecee}\
 .ok{border-left:4px solid #1e7b34;padding:.5em 1em;background:#e9f6ec}\
 .bad{border-left:4px solid #b00020;padding:.5em 1em;background:#fdecee}\

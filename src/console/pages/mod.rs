@@ -47,7 +47,7 @@ pub fn table(records: &[Record<'static>], with_citizen: bool) -> String {
     for r in records {
         let _ = write!(
             out,
-            "<tr data-seq=\"{pos}\"><td class=\"n\">{pos}</td><td>{}</td><td><a href=\"/clients/{c}\">{c}</a></td><td>{}</td>",
+            "<tr data-seq=\"{pos}\"><td class=\"n\">{pos}</td><td class=\"nw\">{}</td><td><a href=\"/clients/{c}\">{c}</a></td><td>{}</td>",
             esc(&r.ts),
             esc(&r.method),
             pos = esc(&position(r)),
@@ -67,7 +67,7 @@ pub fn table(records: &[Record<'static>], with_citizen: bool) -> String {
         }
         let _ = write!(
             out,
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"nw\">{}</td></tr>",
             esc(&fields(r)),
             esc(&r.purpose),
             esc(r.outcome.as_str()),
