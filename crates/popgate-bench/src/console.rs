@@ -11,7 +11,8 @@
 //!   page), and the time to the whole first page is recorded: p50/p99 per kind;
 //! - **the console's effect on the gateway**: the usual closed-loop load runs alone and while
 //!   an inspector pages through a client's records without pause, alternating twice
-//!   (alone, paging, alone, paging); the ratio of the two throughputs is the figure.
+//!   (`--rounds`, at least 2, times alone then paging); the ratio of the two throughputs in
+//!   each round is the figure, and how long the inspector waited for each page meanwhile.
 //!
 //! Everything shares the machine's cores: the gateway, its audit writer, the console's scans,
 //! the load generator and, with the database log, PostgreSQL.
@@ -71,8 +72,11 @@ pub struct ConsoleFigures {
     /// Seconds to write the synthetic log (0 when an earlier run's was reused).
     pub log_write_secs: f64,
     pub searches: Vec<SearchFigure>,
-    /// Pages the inspector was served while the load ran beside it.
+    /// Pages the inspector was served while the load ran beside it, and how long each took
+    /// (p50/p99, ms): what an inspector waits at the gateway's busiest.
     pub pages_during_load: u64,
+    pub page_during_load_p50_ms: f64,
+    pub page_during_load_p99_ms: f64,
 }
 
 /// The name of a kind of search and its path for the `i`th asking.
@@ -239,7 +243,11 @@ pub(crate) fn run(
         }
         let mut phases = Vec::new();
         let pages = Arc::new(AtomicU64::new(0));
-        for round in 0..2u64 {
+        let page_times = Arc::new(std::sync::Mutex::new(
+            Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+                .map_err(|e| BenchError::Setup(e.to_string()))?,
+        ));
+        for round in 0..opts.rounds.max(2) as u64 {
             for paging in [false, true] {
                 let spec = LoadSpec {
                     pace: opts.pace,
@@ -252,7 +260,12 @@ pub(crate) fn run(
                 // The inspector on a thread of its own, as on a machine of its own: it must
                 // not wait for the load generator's thread.
                 let pager = paging.then(|| {
-                    let (stop, pages, inspector) = (stop.clone(), pages.clone(), inspector.clone());
+                    let (stop, pages, inspector, times) = (
+                        stop.clone(),
+                        pages.clone(),
+                        inspector.clone(),
+                        page_times.clone(),
+                    );
                     std::thread::spawn(move || {
                         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
@@ -264,8 +277,12 @@ pub(crate) fn run(
                             let mut page = 1;
                             while !stop.load(Ordering::Relaxed) {
                                 let p = format!("/?client=evn&page={page}");
+                                let t = Instant::now();
                                 if matches!(get(&inspector, console, &p).await, Ok((200, _))) {
                                     pages.fetch_add(1, Ordering::Relaxed);
+                                    if let Ok(mut h) = times.lock() {
+                                        h.saturating_record(t.elapsed().as_micros().max(1) as u64);
+                                    }
                                 }
                                 page = page % 20 + 1;
                             }
@@ -289,10 +306,19 @@ pub(crate) fn run(
                 phases.push(report);
             }
         }
-        Ok::<_, BenchError>((searches, phases, pages.load(Ordering::Relaxed)))
+        let times = page_times
+            .lock()
+            .map(|h| {
+                (
+                    h.value_at_quantile(0.5) as f64 / 1000.0,
+                    h.value_at_quantile(0.99) as f64 / 1000.0,
+                )
+            })
+            .unwrap_or_default();
+        Ok::<_, BenchError>((searches, phases, pages.load(Ordering::Relaxed), times))
     });
     server_rt.block_on(running.stop());
-    let (searches, phases, pages) = result?;
+    let (searches, phases, pages, (page_p50, page_p99)) = result?;
     let alone: Vec<_> = phases.iter().filter(|p| p.name == "alone").collect();
     let paging: Vec<_> = phases.iter().filter(|p| p.name != "alone").collect();
     let comparisons = alone
@@ -319,6 +345,8 @@ pub(crate) fn run(
             log_write_secs,
             searches,
             pages_during_load: pages,
+            page_during_load_p50_ms: page_p50,
+            page_during_load_p99_ms: page_p99,
         },
     ))
 }

@@ -861,7 +861,7 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             scenario: scenario_name(&opts.scenario),
             load: opts.scenario_load_words(),
             cores,
-            rounds: 2,
+            rounds: opts.rounds.max(2),
             interleave_secs: None,
             phases,
             comparisons,

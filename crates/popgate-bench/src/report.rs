@@ -778,8 +778,8 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "pages served to the inspector while the load ran: {}",
-                c.pages_during_load
+                "pages served to the inspector while the load ran: {}, p50 {:.2} ms, p99 {:.2} ms each",
+                c.pages_during_load, c.page_during_load_p50_ms, c.page_during_load_p99_ms
             );
         }
         if let Some(p) = &self.pgbench {

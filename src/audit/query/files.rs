@@ -85,39 +85,27 @@ impl Source for FileLog {
         // One more than the page, to tell whether there is a next one.
         let keep =
             usize::try_from(offset.saturating_add(limit).saturating_add(1)).unwrap_or(usize::MAX);
+        let files: Vec<LogFile> = select_files(files, &filter.range)
+            .into_iter()
+            .rev()
+            .collect();
         let mut newest: Vec<Vec<u8>> = Vec::new();
         let mut skipped = Skipped::default();
-        'files: for file in select_files(files, &filter.range).iter().rev() {
-            let mut done = false;
-            let read = newest_first(&file.path, |line, at| {
-                if !matcher.may_match(line) {
-                    return true;
+        // Several files at a time, each read backwards until it holds a page of its own: a
+        // common filter stops within the newest file, a rare one is read on every scan thread.
+        'files: for window in files.chunks(scan::scan_threads()) {
+            let results = scan::par_map(window, |f| newest_in_file(f, &matcher, keep));
+            for (file, r) in window.iter().zip(results) {
+                let (lines, part_skipped, before_start) = r.map_err(|source| QueryError::Read {
+                    path: file.path.clone(),
+                    source,
+                })?;
+                skipped.merge(part_skipped);
+                let room = keep - newest.len();
+                newest.extend(lines.into_iter().take(room));
+                if before_start || newest.len() >= keep {
+                    break 'files;
                 }
-                let rec = match Record::parse(line) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        skipped.push(|| BadLine {
-                            at: format!("{} byte {at}", file.name()),
-                            reason: e.to_string(),
-                        });
-                        return true;
-                    }
-                };
-                if matcher.before_start(&rec) {
-                    done = true;
-                    return false;
-                }
-                if matcher.matches(&rec) {
-                    newest.push(line.to_vec());
-                }
-                newest.len() < keep
-            });
-            read.map_err(|source| QueryError::Read {
-                path: file.path.clone(),
-                source,
-            })?;
-            if done || newest.len() >= keep {
-                break 'files;
             }
         }
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
@@ -135,6 +123,43 @@ impl Source for FileLog {
             skipped,
         })
     }
+}
+
+/// The newest `keep` lines of `file` that `matcher` selects, newest first, the lines that were
+/// not records, and whether the file reaches back before the range (so older files cannot
+/// match).
+fn newest_in_file(
+    file: &LogFile,
+    matcher: &Matcher<'_>,
+    keep: usize,
+) -> io::Result<(Vec<Vec<u8>>, Skipped, bool)> {
+    let mut lines = Vec::new();
+    let mut skipped = Skipped::default();
+    let mut before_start = false;
+    newest_first(&file.path, |line, at| {
+        if !matcher.may_match(line) {
+            return true;
+        }
+        let rec = match Record::parse(line) {
+            Ok(r) => r,
+            Err(e) => {
+                skipped.push(|| BadLine {
+                    at: format!("{} byte {at}", file.name()),
+                    reason: e.to_string(),
+                });
+                return true;
+            }
+        };
+        if matcher.before_start(&rec) {
+            before_start = true;
+            return false;
+        }
+        if matcher.matches(&rec) {
+            lines.push(line.to_vec());
+        }
+        lines.len() < keep
+    })?;
+    Ok((lines, skipped, before_start))
 }
 
 /// Bytes read at a time going backwards.
