@@ -130,6 +130,27 @@ fn closed_key(until: u64, id: CitizenId, client: &str) -> Vec<u8> {
     [&until.to_be_bytes()[..], &id.key(), client.as_bytes()].concat()
 }
 
+/// Writes `spans` as the follow of `client` for `id` in both indexes (`follows`, `followers`),
+/// or removes the follow from both when none is left.
+fn put_spans(
+    follows: &sled::transaction::TransactionalTree,
+    followers: &sled::transaction::TransactionalTree,
+    client: &str,
+    id: CitizenId,
+    spans: &[Span],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let (key, rkey) = (follow_key(client, id), follower_key(id, client));
+    if spans.is_empty() {
+        follows.remove(key)?;
+        followers.remove(rkey)?;
+    } else {
+        let v = encode_spans(spans);
+        follows.insert(key, v.as_slice())?;
+        followers.insert(rkey, v)?;
+    }
+    Ok(())
+}
+
 fn following_key(client: &str) -> Vec<u8> {
     [FOLLOWING, client.as_bytes()].concat()
 }
@@ -351,15 +372,7 @@ impl State {
                         }
                         (false, None) => continue,
                     }
-                    let rkey = follower_key(id, client);
-                    if spans.is_empty() {
-                        f.remove(key)?;
-                        r.remove(rkey)?;
-                    } else {
-                        let v = encode_spans(&spans);
-                        f.insert(key, v.as_slice())?;
-                        r.insert(rkey, v)?;
-                    }
+                    put_spans(f, r, client, id, &spans)?;
                     changed.push(id);
                 }
                 let n = m.get(&count_key)?.map_or(0, |v| be(&v));
@@ -581,20 +594,13 @@ impl State {
                             continue;
                         };
                         let client = std::str::from_utf8(&k[16..]).unwrap_or_default();
-                        let key = follow_key(client, id);
-                        let Some(v) = f.get(&key)? else { continue };
+                        let Some(v) = f.get(follow_key(client, id))? else {
+                            continue;
+                        };
                         let mut spans =
                             decode_spans(&v).map_err(ConflictableTransactionError::Abort)?;
                         spans.retain(|s| s.until >= oldest);
-                        let rkey = follower_key(id, client);
-                        if spans.is_empty() {
-                            f.remove(key)?;
-                            r.remove(rkey)?;
-                        } else {
-                            let v = encode_spans(&spans);
-                            f.insert(key, v.as_slice())?;
-                            r.insert(rkey, v)?;
-                        }
+                        put_spans(f, r, client, id, &spans)?;
                     }
                     Ok(())
                 })

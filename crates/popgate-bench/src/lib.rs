@@ -807,7 +807,8 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
     let outside = Outside::start(opts, dev, &dir)?;
     let stages = plan(opts, dev, &outside);
     let seed = opts.workload.seed;
-    if let (Scenario::Watch(w), [stage]) = (&opts.scenario, &stages[..]) {
+    // Scenarios of one stage that run their own loads.
+    if let (Scenario::Watch(_) | Scenario::Console(_), [stage]) = (&opts.scenario, &stages[..]) {
         let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
             &stage.server;
         let store = match &g.store {
@@ -816,60 +817,38 @@ fn run_dev(opts: &Options, dev: &DevOptions, cores: usize) -> Result<Report, Ben
             }
             StoreKind::Postgres { url, .. } => dir.pg_store(url, g.citizens, seed, |_| {})?,
         };
-        let (phases, comparisons, figures) = watch::run(
-            opts,
-            &mut dir,
-            &store,
-            g,
-            dev.server_threads,
-            dev.client_threads,
-            w,
-        )?;
-        return Ok(Report {
+        let threads = (dev.server_threads, dev.client_threads);
+        let mut report = Report {
             scenario: scenario_name(&opts.scenario),
             load: opts.scenario_load_words(),
             cores,
             rounds: 1,
             interleave_secs: None,
-            phases,
-            comparisons,
-            cache_footprint: None,
-            pgbench: run_pgbench(dev, &outside, opts.duration)?,
-            watch: Some(figures),
-            console: None,
-        });
-    }
-    if let (Scenario::Console(c), [stage]) = (&opts.scenario, &stages[..]) {
-        let (StageServer::Gateway(g) | StageServer::Baseline(g) | StageServer::Durable(g)) =
-            &stage.server;
-        let store = match &g.store {
-            StoreKind::Sled => {
-                StoreRef::Sled(seed_store(&dir, g.citizens, seed, 0, opts.progress)?)
-            }
-            StoreKind::Postgres { url, .. } => dir.pg_store(url, g.citizens, seed, |_| {})?,
-        };
-        let (phases, comparisons, figures) = console::run(
-            opts,
-            &mut dir,
-            &store,
-            g,
-            dev.server_threads,
-            dev.client_threads,
-            c,
-        )?;
-        return Ok(Report {
-            scenario: scenario_name(&opts.scenario),
-            load: opts.scenario_load_words(),
-            cores,
-            rounds: opts.rounds.max(2),
-            interleave_secs: None,
-            phases,
-            comparisons,
+            phases: Vec::new(),
+            comparisons: Vec::new(),
             cache_footprint: None,
             pgbench: None,
             watch: None,
-            console: Some(figures),
-        });
+            console: None,
+        };
+        match &opts.scenario {
+            Scenario::Watch(w) => {
+                let (phases, comparisons, figures) =
+                    watch::run(opts, &mut dir, &store, g, threads.0, threads.1, w)?;
+                (report.phases, report.comparisons) = (phases, comparisons);
+                report.watch = Some(figures);
+                report.pgbench = run_pgbench(dev, &outside, opts.duration)?;
+            }
+            Scenario::Console(c) => {
+                let (phases, comparisons, figures) =
+                    console::run(opts, &mut dir, &store, g, threads.0, threads.1, c)?;
+                (report.phases, report.comparisons) = (phases, comparisons);
+                report.console = Some(figures);
+                report.rounds = opts.rounds.max(2);
+            }
+            _ => {}
+        }
+        return Ok(report);
     }
 
     // Memory per cached record is measured first, before any server has touched the heap.

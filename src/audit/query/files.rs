@@ -75,7 +75,7 @@ impl Source for FileLog {
         filter: &Filter,
         offset: u64,
         limit: u64,
-        mut map: impl FnMut(&Record<'_>, &[u8]) -> T,
+        map: impl FnMut(&Record<'_>, &[u8]) -> T,
     ) -> Result<Page<T>, QueryError> {
         let files = scan::list_files(&self.dir).map_err(|source| QueryError::Read {
             path: self.dir.clone(),
@@ -108,20 +108,7 @@ impl Source for FileLog {
                 }
             }
         }
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX));
-        let more = newest.len() > end;
-        let records = newest
-            .iter()
-            .take(end)
-            .skip(start)
-            .filter_map(|line| Record::parse(line).ok().map(|r| map(&r, line)))
-            .collect();
-        Ok(Page {
-            records,
-            more,
-            skipped,
-        })
+        Ok(super::page::cut(newest, offset, limit, skipped, map))
     }
 }
 

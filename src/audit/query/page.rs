@@ -48,7 +48,7 @@ pub(super) fn page<S: Source + ?Sized, T>(
     filter: &Filter,
     offset: u64,
     limit: u64,
-    mut map: impl FnMut(&Record<'_>, &[u8]) -> T,
+    map: impl FnMut(&Record<'_>, &[u8]) -> T,
 ) -> Result<Page<T>, QueryError> {
     let mut skipped = Skipped::default();
     // One more than the page, to tell whether there is a next one.
@@ -61,6 +61,18 @@ pub(super) fn page<S: Source + ?Sized, T>(
         newest.extend(part.value.into_iter().rev().take(room));
         Ok::<_, QueryError>(newest.len() < keep)
     })?;
+    Ok(cut(newest, offset, limit, skipped, map))
+}
+
+/// The page of `newest` (matching lines, newest first, up to `offset + limit + 1`) after
+/// `offset` of them, each turned into a `T` by `map`.
+pub(super) fn cut<T>(
+    newest: Vec<Vec<u8>>,
+    offset: u64,
+    limit: u64,
+    skipped: Skipped,
+    mut map: impl FnMut(&Record<'_>, &[u8]) -> T,
+) -> Page<T> {
     let start = usize::try_from(offset).unwrap_or(usize::MAX);
     let end = start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX));
     let more = newest.len() > end;
@@ -71,9 +83,9 @@ pub(super) fn page<S: Source + ?Sized, T>(
         // These lines parsed once already, in the scan.
         .filter_map(|line| Record::parse(line).ok().map(|r| map(&r, line)))
         .collect();
-    Ok(Page {
+    Page {
         records,
         more,
         skipped,
-    })
+    }
 }
