@@ -10,7 +10,8 @@
 //!   another, each on a new TLS connection (handshake included, as a browser opening the
 //!   page), and the time to the whole first page is recorded: p50/p99 per kind;
 //! - **the console's effect on the gateway**: the usual closed-loop load runs alone and while
-//!   an inspector pages through a client's records without pause, alternating twice
+//!   an inspector pages through the records of a client of the load (pages 1 to 20, again
+//!   and again) without pause, alternating
 //!   (`--rounds`, at least 2, times alone then paging); the ratio of the two throughputs in
 //!   each round is the figure, and how long the inspector waited for each page meanwhile.
 //!
@@ -77,6 +78,10 @@ pub struct ConsoleFigures {
     pub pages_during_load: u64,
     pub page_during_load_p50_ms: f64,
     pub page_during_load_p99_ms: f64,
+    /// Pages asked for meanwhile that did not come (their status or error), the first of them.
+    pub pages_failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 /// The name of a kind of search and its path for the `i`th asking.
@@ -243,6 +248,8 @@ pub(crate) fn run(
         }
         let mut phases = Vec::new();
         let pages = Arc::new(AtomicU64::new(0));
+        let failed_total = Arc::new(AtomicU64::new(0));
+        let failure_seen = Arc::new(std::sync::Mutex::new(None::<String>));
         let page_times = Arc::new(std::sync::Mutex::new(
             Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
                 .map_err(|e| BenchError::Setup(e.to_string()))?,
@@ -259,6 +266,9 @@ pub(crate) fn run(
                 let stop = Arc::new(AtomicBool::new(false));
                 // The inspector on a thread of its own, as on a machine of its own: it must
                 // not wait for the load generator's thread.
+                let (failed, first_failure) = (failed_total.clone(), failure_seen.clone());
+                // A client of the load: its newest records are the ones being written.
+                let active = settings.clients[0].id.clone();
                 let pager = paging.then(|| {
                     let (stop, pages, inspector, times) = (
                         stop.clone(),
@@ -276,15 +286,29 @@ pub(crate) fn run(
                         rt.block_on(async {
                             let mut page = 1;
                             while !stop.load(Ordering::Relaxed) {
-                                let p = format!("/?client=evn&page={page}");
-                                let t = Instant::now();
-                                if matches!(get(&inspector, console, &p).await, Ok((200, _))) {
-                                    pages.fetch_add(1, Ordering::Relaxed);
-                                    if let Ok(mut h) = times.lock() {
-                                        h.saturating_record(t.elapsed().as_micros().max(1) as u64);
-                                    }
-                                }
+                                let p = format!("/?client={active}&page={page}");
                                 page = page % 20 + 1;
+                                let t = Instant::now();
+                                let why = match get(&inspector, console, &p).await {
+                                    Ok((200, _)) => {
+                                        pages.fetch_add(1, Ordering::Relaxed);
+                                        if let Ok(mut h) = times.lock() {
+                                            h.saturating_record(
+                                                t.elapsed().as_micros().max(1) as u64
+                                            );
+                                        }
+                                        continue;
+                                    }
+                                    Ok((status, body)) => format!(
+                                        "{status}: {}",
+                                        body.chars().take(200).collect::<String>()
+                                    ),
+                                    Err(e) => e.to_string(),
+                                };
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut f) = first_failure.lock() {
+                                    f.get_or_insert(why);
+                                }
                             }
                         })
                     })
@@ -315,10 +339,20 @@ pub(crate) fn run(
                 )
             })
             .unwrap_or_default();
-        Ok::<_, BenchError>((searches, phases, pages.load(Ordering::Relaxed), times))
+        let failures = (
+            failed_total.load(Ordering::Relaxed),
+            failure_seen.lock().ok().and_then(|f| f.clone()),
+        );
+        Ok::<_, BenchError>((
+            searches,
+            phases,
+            pages.load(Ordering::Relaxed),
+            times,
+            failures,
+        ))
     });
     server_rt.block_on(running.stop());
-    let (searches, phases, pages, (page_p50, page_p99)) = result?;
+    let (searches, phases, pages, (page_p50, page_p99), (pages_failed, first_failure)) = result?;
     let alone: Vec<_> = phases.iter().filter(|p| p.name == "alone").collect();
     let paging: Vec<_> = phases.iter().filter(|p| p.name != "alone").collect();
     let comparisons = alone
@@ -347,6 +381,8 @@ pub(crate) fn run(
             pages_during_load: pages,
             page_during_load_p50_ms: page_p50,
             page_during_load_p99_ms: page_p99,
+            pages_failed,
+            first_failure,
         },
     ))
 }

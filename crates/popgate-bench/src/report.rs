@@ -781,6 +781,13 @@ impl Report {
                 "pages served to the inspector while the load ran: {}, p50 {:.2} ms, p99 {:.2} ms each",
                 c.pages_during_load, c.page_during_load_p50_ms, c.page_during_load_p99_ms
             );
+            if let Some(why) = &c.first_failure {
+                let _ = writeln!(
+                    s,
+                    "pages that did not come: {}; the first: {why}",
+                    c.pages_failed
+                );
+            }
         }
         if let Some(p) = &self.pgbench {
             let _ = writeln!(
