@@ -883,6 +883,29 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
         "positions name the node: {}",
         p.body
     );
+    // Pages of the database log: 50 newest first, then the rest, each record once.
+    let mut ministry_client = gw.agency("ministry").await;
+    for _ in 0..55 {
+        ministry_client
+            .lookup(common::lookup_req(A, &["full_name"], "health-insurance"))
+            .await
+            .unwrap();
+    }
+    let seqs = |body: &str| -> Vec<u64> {
+        body.split("data-seq=\"gw-1:")
+            .skip(1)
+            .filter_map(|s| s.split('"').next()?.parse().ok())
+            .collect()
+    };
+    let first = seqs(&gw.console_get("inspector", "/?client=ministry").await.body);
+    let second = seqs(
+        &gw.console_get("inspector", "/?client=ministry&page=2")
+            .await
+            .body,
+    );
+    assert_eq!((first.len(), second.len()), (50, 9));
+    let all: Vec<u64> = first.iter().chain(&second).copied().collect();
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
     let p = gw.console_get("inspector", &format!("/citizens/{A}")).await;
     assert_eq!(p.status, 200);
     assert!(p.body.contains(">telecom</a>") && p.body.contains(">ministry</a>"));
@@ -906,7 +929,7 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
         c.pg.psql("SELECT count(*) FROM audit_log WHERE record LIKE '%\"method\":\"Console\"%'")
             .parse()
             .unwrap();
-    assert_eq!(console, 4);
+    assert_eq!(console, 6, "three searches, a report, a client page, a check");
 
     c.pg.psql(
         "UPDATE audit_log SET record = replace(record, '\"purpose\":\"tax-registration\"', '\"purpose\":\"tax-registratioX\"') \
