@@ -929,7 +929,10 @@ async fn the_console_reads_and_verifies_the_database_log_alike() {
         c.pg.psql("SELECT count(*) FROM audit_log WHERE record LIKE '%\"method\":\"Console\"%'")
             .parse()
             .unwrap();
-    assert_eq!(console, 6, "three searches, a report, a client page, a check");
+    assert_eq!(
+        console, 6,
+        "three searches, a report, a client page, a check"
+    );
 
     c.pg.psql(
         "UPDATE audit_log SET record = replace(record, '\"purpose\":\"tax-registration\"', '\"purpose\":\"tax-registratioX\"') \

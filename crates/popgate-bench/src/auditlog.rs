@@ -151,14 +151,33 @@ pub fn write_files(spec: &LogSpec, dir: &Path, roll_bytes: u64) -> anyhow::Resul
 }
 
 /// Writes the log into the `audit_log` table of the database at `url` (migrated if needed) as
-/// node `node`'s chain, in batches of 10,000 rows. Returns the bytes of the records.
-pub async fn write_db(spec: &LogSpec, url: &str, node: &str) -> anyhow::Result<u64> {
+/// node `node`'s chain, in batches of 10,000 rows. Returns the bytes of the records and
+/// whether they were written: a chain of `node` already as long (an earlier run's, with the
+/// records its gateway added) is kept.
+pub async fn write_db(spec: &LogSpec, url: &str, node: &str) -> anyhow::Result<(u64, bool)> {
     let db = popgate::pg::db::DbUrl::parse(url)
         .and_then(|u| u.connector("popgate-bench"))
         .map_err(anyhow::Error::msg)?;
     let mut conn = db.connect().await?;
     popgate::pg::schema::migrate(&mut conn.client).await?;
     let client = conn.client;
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(sum(length(record)), 0)::bigint FROM audit_log WHERE node = $1",
+            &[&node],
+        )
+        .await
+        .context("counting audit records")?;
+    let (held, bytes): (i64, i64) = (row.get(0), row.get(1));
+    if held as u64 >= spec.records {
+        return Ok((bytes as u64, false));
+    }
+    if held > 0 {
+        anyhow::bail!(
+            "the database holds {held} audit records of {node}, fewer than the {} asked for: give an empty database",
+            spec.records
+        );
+    }
     let now = now_us();
     let mut prev = GENESIS;
     let mut total = 0;
@@ -191,7 +210,7 @@ pub async fn write_db(spec: &LogSpec, url: &str, node: &str) -> anyhow::Result<u
             .context("inserting audit records")?;
         i += n;
     }
-    Ok(total)
+    Ok((total, true))
 }
 
 #[cfg(test)]

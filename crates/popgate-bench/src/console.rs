@@ -174,10 +174,10 @@ pub(crate) fn run(
                 .map(|c| c.node_id.clone())
                 .unwrap_or_default();
             let rt = runtime(Some(2), "bench-log")?;
-            let bytes = rt
+            let (bytes, wrote) = rt
                 .block_on(auditlog::write_db(&spec, url, &node))
                 .map_err(setup)?;
-            ("postgres", bytes, true)
+            ("postgres", bytes, wrote)
         }
         _ => {
             let (bytes, wrote) =
