@@ -311,17 +311,10 @@ async fn show(
         Route::Integrity => {
             params::none(query)?;
             let last = console.last_verified();
-            let latest = console.latest_checkpoints().await;
             Ok(Shown {
                 reply: html(
                     "Integrity",
-                    pages::integrity::render(
-                        console.log.describe(),
-                        console.pubkeys.len(),
-                        &latest,
-                        last.as_ref(),
-                        false,
-                    ),
+                    integrity_page(console, last.as_ref(), false).await,
                 ),
                 target: Some(path.to_owned()),
                 citizen: None,
@@ -330,21 +323,28 @@ async fn show(
         Route::Verify => {
             params::none(query)?;
             let v = console.verify(&viewer.id).await;
-            let latest = console.latest_checkpoints().await;
             Ok(Shown {
-                reply: html(
-                    "Integrity",
-                    pages::integrity::render(
-                        console.log.describe(),
-                        console.pubkeys.len(),
-                        &latest,
-                        Some(&v),
-                        true,
-                    ),
-                ),
+                reply: html("Integrity", integrity_page(console, Some(&v), true).await),
                 target: Some(path.to_owned()),
                 citizen: None,
             })
         }
     }
+}
+
+/// The integrity page: the newest checkpoints, read now, and the last check (`just_ran`: the
+/// one this request ran).
+async fn integrity_page(
+    console: &Arc<Console>,
+    last: Option<&super::Verified>,
+    just_ran: bool,
+) -> String {
+    let latest = console.latest_checkpoints().await;
+    pages::integrity::render(
+        console.log.describe(),
+        console.pubkeys.len(),
+        &latest,
+        last,
+        just_ran,
+    )
 }
