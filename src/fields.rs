@@ -128,7 +128,11 @@ impl FieldSet {
 
     /// The field names in proto order, for audit records.
     pub fn names(self) -> Vec<&'static str> {
-        self.iter().map(Field::name).collect()
+        // Sized up front: collecting the filtered iterator would grow the vector 4 → 8 → 16
+        // for the nine fields a typical call releases.
+        let mut names = Vec::with_capacity(self.0.count_ones() as usize);
+        names.extend(self.iter().map(Field::name));
+        names
     }
 }
 

@@ -179,6 +179,32 @@ impl Call {
 
     /// The audit record of this call, ending with `outcome`.
     fn event(&self, outcome: Outcome, reason: Option<String>) -> AuditEvent {
+        self.event_with(
+            self.citizen_id.clone(),
+            self.purpose.clone(),
+            self.request_id.clone(),
+            outcome,
+            reason,
+        )
+    }
+
+    /// As [`Call::event`], for the call's last record: its strings move into the record
+    /// instead of being copied (three allocations and frees fewer per call).
+    fn final_event(&mut self, outcome: Outcome, reason: Option<String>) -> AuditEvent {
+        let citizen_id = self.citizen_id.take();
+        let purpose = std::mem::take(&mut self.purpose);
+        let request_id = std::mem::take(&mut self.request_id);
+        self.event_with(citizen_id, purpose, request_id, outcome, reason)
+    }
+
+    fn event_with(
+        &self,
+        citizen_id: Option<String>,
+        purpose: String,
+        request_id: String,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> AuditEvent {
         let (cert_sha256, peer) = match &self.peer {
             Some(p) => (p.cert_sha256.clone(), p.addr_text.clone()),
             None => (Arc::from(""), Arc::from("")),
@@ -188,10 +214,10 @@ impl Call {
             cert_sha256,
             peer,
             method: self.method.name(),
-            citizen_id: self.citizen_id.clone(),
+            citizen_id,
             fields: self.fields.names(),
-            purpose: self.purpose.clone(),
-            request_id: self.request_id.clone(),
+            purpose,
+            request_id,
             outcome,
             reused: self.reused,
             latency_us: match self.count {
@@ -553,7 +579,7 @@ impl Gateway {
         let seq = match (outcome, call.audited.take()) {
             // Audited before its effect, with this outcome.
             (Outcome::Ok, Some(seq)) => seq,
-            _ => match self.audit.append(call.event(outcome, reason)).await {
+            _ => match self.audit.append(call.final_event(outcome, reason)).await {
                 Ok(seq) => seq,
                 Err(e) => {
                     // What the caller got: UNAVAILABLE, not the outcome it would have had.
