@@ -107,6 +107,14 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
+        // Eight plain bytes at a time: the writer encodes ~570 bytes per record, nearly all
+        // of them plain ASCII, and a byte-by-byte match cost ~5,000 instructions a record.
+        if let Some(chunk) = b.get(i..i + 8)
+            && plain8(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
+        {
+            i += 8;
+            continue;
+        }
         let c = b[i];
         let (esc, width): (Option<&[u8]>, usize) = match c {
             b'"' => (Some(b"\\\""), 1),
@@ -137,6 +145,21 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
+}
+
+/// Whether none of the 8 bytes in `w` needs a look in [`push_json_str`]: each is in
+/// 0x20..=0x7e and none is `"` or `\\`. Exact for "none" (the bit tricks of "Bit Twiddling
+/// Hacks", haszero/hasless/hasmore), so a chunk it passes is copied as it is; one it fails goes
+/// byte by byte.
+fn plain8(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(0x20 * ONES) & !w & HIGH;
+    let del_or_above = (w.wrapping_add(ONES) | w) & HIGH;
+    let quote = has_zero(w ^ (u64::from(b'"') * ONES));
+    let backslash = has_zero(w ^ (u64::from(b'\\') * ONES));
+    (below_space | del_or_above | quote | backslash) == 0
 }
 
 /// Appends the decimal digits of `n`.
@@ -566,6 +589,67 @@ mod tests {
             latency_us: 812,
             count: None,
             reason: None,
+        }
+    }
+
+    /// What [`push_json_str`] must write, one char at a time.
+    fn escaped_slowly(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// The eight-byte fast path never skips a byte that needs escaping: every such byte (and
+    /// the plain neighbours of each class) at every offset of strings of 0–24 bytes.
+    #[test]
+    fn the_eight_byte_path_escapes_what_the_byte_path_does() {
+        let specials = [
+            "\"",
+            "\\",
+            "\n",
+            "\r",
+            "\t",
+            "\0",
+            "\u{1f}",
+            " ",
+            "~",
+            "\u{7f}",
+            "\u{80}",
+            "\u{9f}",
+            "\u{a0}",
+            "é",
+            "ữ",
+            "\u{10ffff}",
+            "!",
+            "#",
+            "[",
+            "]",
+        ];
+        for len in 0..24 {
+            for at in 0..len.max(1) {
+                for special in specials {
+                    let mut s: String = "abcdefghijklmnopqrstuvwx".chars().take(len).collect();
+                    if len > 0 {
+                        s.replace_range(at..at + 1, special);
+                    }
+                    let mut out = Vec::new();
+                    push_json_str(&mut out, &s);
+                    assert_eq!(String::from_utf8(out).unwrap(), escaped_slowly(&s), "{s:?}");
+                }
+            }
         }
     }
 
