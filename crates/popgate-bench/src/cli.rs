@@ -188,9 +188,10 @@ pub struct BenchArgs {
     #[arg(long, requires = "dev", group = "scenario", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
     isolation: Option<u32>,
 
-    /// --dev: only run the bare baseline or the full gateway on --listen, set up as for the
-    /// scenarios, until Ctrl-C or SIGTERM; it prints the `popgate-bench --addr …` command that
-    /// loads it from another process or machine (copy its certs/ folder there).
+    /// --dev: only run the bare baseline, the durable baseline or the full gateway on
+    /// --listen, set up as for the scenarios, until Ctrl-C or SIGTERM; it prints the
+    /// `popgate-bench --addr …` command that loads it from another process or machine (copy
+    /// its certs/ folder there).
     #[arg(
         long,
         requires = "dev",
@@ -199,8 +200,8 @@ pub struct BenchArgs {
         value_name = "SERVER"
     )]
     serve: Option<ServeArg>,
-    /// Without --dev: the target gives fixed answers (a `--serve baseline`), so Verify answers
-    /// are not judged.
+    /// Without --dev: the target gives fixed answers (a `--serve baseline` or `durable`), so
+    /// Verify answers are not judged.
     #[arg(long, conflicts_with = "dev")]
     fixed_answers: bool,
     /// --serve: the address to listen on.
@@ -237,6 +238,7 @@ pub struct BenchArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum ServeArg {
     Baseline,
+    Durable,
     Gateway,
 }
 
@@ -447,6 +449,7 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let (Some(what), Target::Dev(dev)) = (args.serve, &opts.target) {
         let served = match what {
             ServeArg::Baseline => crate::Served::Baseline,
+            ServeArg::Durable => crate::Served::Durable,
             ServeArg::Gateway => crate::Served::Gateway,
         };
         crate::serve(

@@ -1249,13 +1249,15 @@ fn fixed_answers(target_name: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
     Baseline,
+    /// The baseline whose every answer waits for its record's fdatasync.
+    Durable,
     Gateway,
 }
 
-/// Runs one bench server — the bare baseline or the full gateway, set up as in `--dev` runs —
-/// on `listen` until `stop` completes, for a load generator in another process or on another
-/// machine (`popgate-bench --addr …`). `ready` is told the address and the command that loads
-/// it, once it listens.
+/// Runs one bench server — the bare baseline, the durable baseline or the full gateway, set up
+/// as in `--dev` runs — on `listen` until `stop` completes, for a load generator in another
+/// process or on another machine (`popgate-bench --addr …`). `ready` is told the address and
+/// the command that loads it, once it listens.
 pub fn serve(
     opts: &Options,
     dev: &DevOptions,
@@ -1293,10 +1295,14 @@ pub fn serve(
     let rt = runtime(dev.server_threads, "bench-server")?;
     let running = match served {
         Served::Gateway => target::start_nodes(config, rt.handle())?,
-        Served::Baseline => target::start_baseline(
+        Served::Baseline | Served::Durable => target::start_baseline(
             &config[0],
             FixedAnswers::typical(seed),
-            target::Baseline::Bare,
+            if served == Served::Durable {
+                target::Baseline::Durable
+            } else {
+                target::Baseline::Bare
+            },
             rt.handle(),
         )?,
     };
@@ -1305,7 +1311,7 @@ pub fn serve(
         .iter()
         .map(|(c, k)| format!(" --cert {} --key {}", c.display(), k.display()))
         .collect();
-    if served == Served::Baseline {
+    if served != Served::Gateway {
         flags.push_str(" --fixed-answers");
     }
     ready(

@@ -158,20 +158,14 @@ impl Drop for KillOnDrop {
 }
 
 /// `--serve` runs one bench server for a load generator elsewhere: the command it prints loads
-/// it as given, and SIGTERM stops it cleanly.
-#[test]
-fn a_served_baseline_is_loaded_by_the_command_it_prints() {
+/// it as given, and SIGTERM stops it cleanly. `check` is given the load's report while the
+/// server still runs (its stage folder goes when it stops).
+fn serve_and_load(side: &str, dir: &std::path::Path, check: impl FnOnce(&Value)) {
     use std::io::{BufRead, BufReader};
     let child = Command::new(BIN)
-        .args([
-            "--dev",
-            "--serve",
-            "baseline",
-            "--citizens",
-            "2000",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--dev", "--serve", side, "--citizens", "2000"])
+        .args(["--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start popgate-bench --serve");
@@ -185,9 +179,14 @@ fn a_served_baseline_is_loaded_by_the_command_it_prints() {
         .unwrap_or_else(|| panic!("not a command: {command}"))
         .split(' ')
         .collect();
+    assert!(
+        args.contains(&"--fixed-answers") == (side != "gateway"),
+        "{command}"
+    );
     args.extend_from_slice(&["--duration", "1s", "--warmup", "0s", "--json"]);
     let report = run_json(&args);
     assert_sane(phase(&report, "remote"));
+    check(&report);
 
     let pid = server.0.id().to_string();
     assert!(
@@ -199,6 +198,48 @@ fn a_served_baseline_is_loaded_by_the_command_it_prints() {
     );
     let status = server.0.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// The files named `name` under `dir`, at any depth.
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_named(&path, name));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_served_baseline_is_loaded_by_the_command_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    serve_and_load("baseline", dir.path(), |_| {
+        assert!(files_named(dir.path(), "durable.log").is_empty());
+    });
+}
+
+/// `--serve durable` is the durable baseline: every answered call left its fixed-size record
+/// in the durable log before its answer.
+#[test]
+fn a_served_durable_baseline_writes_a_record_per_answer() {
+    use popgate_bench::durable::RECORD_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    serve_and_load("durable", dir.path(), |report| {
+        let answered = phase(report, "remote")["requests"].as_u64().unwrap();
+        let logs = files_named(dir.path(), "durable.log");
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        let bytes = std::fs::metadata(&logs[0]).unwrap().len();
+        assert_eq!(bytes % RECORD_BYTES as u64, 0, "{bytes}");
+        // The load's warm-up is 0 s, and no call is counted before its answer came.
+        assert!(
+            bytes / RECORD_BYTES as u64 >= answered,
+            "{bytes} bytes for {answered} answers"
+        );
+    });
 }
 
 /// `--rounds` alternates the sides and judges the median round: every round's phases and
