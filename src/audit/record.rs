@@ -148,7 +148,7 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether none of the 8 bytes in `w` needs a look in [`push_json_str`]: each is in
-/// 0x20..=0x7e and none is `"` or `\\`. Exact for "none" (the bit tricks of "Bit Twiddling
+/// 0x20..=0x7e and none is `"` or `\`. Exact for "none" (the bit tricks of "Bit Twiddling
 /// Hacks", haszero/hasless/hasmore), so a chunk it passes is copied as it is; one it fails goes
 /// byte by byte.
 fn plain8(w: u64) -> bool {

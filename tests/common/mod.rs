@@ -677,6 +677,9 @@ pub fn spawn_serve(config: &Path) -> (Reaped, String) {
     );
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    // What it said before it served, for the message when it never does.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = said.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in std::io::BufReader::new(stderr)
@@ -689,11 +692,16 @@ pub fn spawn_serve(config: &Path) -> (Reaped, String) {
             {
                 let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 sent = true;
+            } else if !sent && let Ok(mut lines) = log.lock() {
+                lines.push(line);
             }
         }
     });
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("popgate did not report its address");
+        .unwrap_or_else(|e| {
+            let said = said.lock().map(|l| l.join("\n")).unwrap_or_default();
+            panic!("popgate did not report its address ({e}); it said:\n{said}")
+        });
     (child, addr)
 }
